@@ -1,0 +1,1 @@
+// Circuits: see DESIGN in README.md for this module's job.

@@ -1,0 +1,1 @@
+// PythonCode: see DESIGN in README.md for this module's job.

@@ -1,0 +1,1 @@
+// SparseGPT: see DESIGN in README.md for this module's job.

@@ -1,0 +1,1 @@
+// Sweep: see DESIGN in README.md for this module's job.

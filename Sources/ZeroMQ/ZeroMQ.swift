@@ -1,0 +1,1 @@
+// ZeroMQ: see DESIGN in README.md for this module's job.

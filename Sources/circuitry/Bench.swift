@@ -1,0 +1,9 @@
+import ArgumentParser
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: each prints one JSON line with --json.",
+        subcommands: [
+        ]
+    )
+}
