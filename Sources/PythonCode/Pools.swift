@@ -22,6 +22,9 @@ public enum Pools {
         "lo", "hi", "left", "right", "first", "second", "prev", "curr", "old", "new", "src", "dst",
     ]
 
+    /// Loop index names, shared by `for i in range(...)` and `for i, x in enumerate(...)`.
+    public static let indices: [String] = ["i", "j", "k", "n", "idx", "index", "pos", "num", "row", "col"]
+
     public static let verbs: [String] = [
         "get", "set", "load", "save", "read", "write", "parse", "build", "make", "find", "check",
         "update", "process", "compute", "count", "format", "print", "collect", "merge", "split",

@@ -287,7 +287,7 @@ final class ProgramBuilder {
     }
 
     private func forRange() {
-        let i = rng.pick(["i", "j", "k", "n", "idx", "index", "step", "row", "col"])
+        let i = rng.pick(Pools.indices)
         let bound: String
         switch rng.below(4) {
         case 0: bound = Pools.number(&rng)
@@ -299,7 +299,7 @@ final class ProgramBuilder {
     }
 
     private func forEnumerate() {
-        let i = rng.pick(["i", "j", "k", "n", "idx", "index", "pos", "num"])
+        let i = rng.pick(Pools.indices)
         let x = otherName(than: i)
         let seq = otherName(than: i, x)
         // Mostly enumerate, sometimes dict items: a two-name loop is never over range.

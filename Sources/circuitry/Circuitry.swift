@@ -9,6 +9,7 @@ struct Circuitry: ParsableCommand {
             Bench.self,
             Corpus.self,
             Tokenizer.self,
+            Tasks.self,
         ]
     )
 }
