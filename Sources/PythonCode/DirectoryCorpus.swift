@@ -55,7 +55,7 @@ public struct DirectoryCorpus {
         for relative in paths {
             let url = base.appendingPathComponent(relative)
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue else { continue }
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue { continue }
             guard let data = try? Data(contentsOf: url) else {
                 unreadable += 1
                 continue
