@@ -45,7 +45,6 @@ final class ProgramBuilder {
     private(set) var lines: [String] = []
     private var indent = 0
     private var inFunction = false
-    private var nesting = 0
     /// Names of this program's set and string accumulators, used for nothing else.
     private var accumulators: [String] = []
     /// Lines that are statements (not comments or blank lines): a block needs at least one.
@@ -71,11 +70,9 @@ final class ProgramBuilder {
     private func block(_ header: String, _ body: () -> Void) {
         line(header)
         indent += 1
-        nesting += 1
         let before = statementCount
         body()
         if statementCount == before { line("pass") }
-        nesting -= 1
         indent -= 1
     }
 
@@ -162,7 +159,7 @@ final class ProgramBuilder {
     // MARK: Statements
 
     private func statement() {
-        let simpleOnly = nesting >= 3
+        let simpleOnly = indent >= 3
         let weights = [
             10, 8, 8, 5,                    // assignment, string, nested list, set/dict
             simpleOnly ? 0 : 8,             // set() ... .add
@@ -355,7 +352,7 @@ final class ProgramBuilder {
         let a = rng.pick(Pools.shortVariables)
         let b = otherName(than: a, pool: Pools.shortVariables)
         let swap = rng.chance(0.8) ? "\(a), \(b) = \(b), \(a)" : "\(a), \(b) = \(b), \(a) + \(b)"
-        if nesting < 3 && rng.chance(0.3) {
+        if indent < 3 && rng.chance(0.3) {
             let (x, y) = rng.chance(0.5) ? (a, b) : (b, a)
             block("if \(x) \(rng.pick([">", "<", ">=", "<="])) \(y):") { line(swap) }
         } else {
