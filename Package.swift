@@ -37,6 +37,7 @@ let package = Package(
 
         // One test target per library; each is added with its library.
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
     ],
     swiftLanguageModes: [.v5]
 )

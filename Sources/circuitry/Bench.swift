@@ -5,6 +5,7 @@ struct Bench: ParsableCommand {
         abstract: "Benchmarks: each prints one JSON line with --json.",
         subcommands: [
             BenchTrain.self,
+            BenchTokenizer.self,
         ]
     )
 }

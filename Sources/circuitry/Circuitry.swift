@@ -7,6 +7,9 @@ struct Circuitry: ParsableCommand {
         abstract: "Train weight-sparse transformers, prune them to circuits, and sweep both across machines.",
         subcommands: [
             Bench.self,
+            Corpus.self,
+            Tokenizer.self,
+            Tasks.self,
         ]
     )
 }
