@@ -36,6 +36,7 @@ let package = Package(
         ]),
 
         // One test target per library; each is added with its library.
+        .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
     ],
     swiftLanguageModes: [.v5]
 )
