@@ -112,4 +112,33 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("no data yet"))
         XCTAssertTrue(HeadlineText.render(data).contains("no circuits yet"))
     }
+
+    /// Renders the page as a person would see it. CIRCUITRY_KEEP_SCREENSHOT=DIR keeps the PNGs.
+    func testPageRendersInHeadlessChromium() throws {
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("Chromium is not installed (apt-get install chromium): the page was not rendered")
+        }
+        let keep = ProcessInfo.processInfo.environment["CIRCUITRY_KEEP_SCREENSHOT"]
+        let dir = keep.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("report-png-\(UUID().uuidString)")
+        defer { if keep == nil { try? FileManager.default.removeItem(at: dir) } }
+        try ReportWriter(data: sampleData()).write(to: dir)
+        for (name, width) in [("wide", 1100), ("narrow", 420)] {
+            let png = dir.appendingPathComponent("index-\(name).png")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: chromium)
+            process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                 "--screenshot=\(png.path)", "--window-size=\(width),2600",
+                                 dir.appendingPathComponent("index.html").absoluteString]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0)
+            let bytes = try Data(contentsOf: png)
+            XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+            XCTAssertGreaterThan(bytes.count, 20_000, "a rendered report page is more than a blank image")
+        }
+    }
 }

@@ -51,12 +51,12 @@ struct HTMLReport {
 
     func frontierPlot(_ points: [FrontierPoint]) -> SVGPlot {
         let widths = Array(Set(points.map(\.model.dModel))).sorted()
-        let series = widths.map { w in
+        let series = widths.enumerated().map { i, w in
             SVGPlot.Series(name: "d_model \(w)", points: points.filter { $0.model.dModel == w }.map { p in
                 SVGPlot.Point(x: p.pretrainLoss, y: p.geometricMeanEdges, label: "d=\(ReportFormat.number(p.model.density))",
                               marked: p.isPareto,
                               tooltip: "\(p.model.label): loss \(ReportFormat.loss(p.pretrainLoss)), \(ReportFormat.edges(p.geometricMeanEdges)) edges, \(p.tasksReached)/\(p.tasksTotal) tasks")
-            }, connect: false)
+            }, connect: false, colorIndex: i)
         }
         return SVGPlot(title: "Circuit size against pretraining loss", xLabel: "pretraining loss (nats per token, held out)",
                        yLabel: "circuit edges (geometric mean, log scale)", logY: true, series: series,
@@ -67,16 +67,16 @@ struct HTMLReport {
         var s = "<section><h2>Circuit size against task loss, per task</h2>\n"
         s += "<p>For each target task loss, the smallest circuit any λ reached. Targets no λ reached are not drawn; they count as unreachable in the tables.</p>\n<div class=\"grid\">\n"
         for task in data.tasks {
-            let series = data.models.compactMap { model -> SVGPlot.Series? in
+            let series = data.models.enumerated().compactMap { index, model -> SVGPlot.Series? in
                 let pts = data.circuits(of: model).filter { $0.task == task && $0.reachable }.compactMap { c -> SVGPlot.Point? in
                     guard let e = c.edges else { return nil }
                     return SVGPlot.Point(x: c.target, y: Double(max(e, 1)),
                                          tooltip: "\(model.label): target \(ReportFormat.number(c.target)), \(e) edges, \(c.nodes ?? 0) nodes")
                 }
-                return pts.isEmpty ? nil : SVGPlot.Series(name: model.label, points: pts, connect: true)
+                return pts.isEmpty ? nil : SVGPlot.Series(name: model.label, points: pts, connect: true, colorIndex: index)
             }
             let plot = SVGPlot(title: task, xLabel: "target task loss (nats)", yLabel: "circuit edges (log scale)",
-                               logY: true, series: series)
+                               logY: true, series: series, width: 480, plotHeight: 320)
             s += "<figure>\(plot.render())</figure>\n"
         }
         return s + "</div></section>\n"
@@ -118,7 +118,7 @@ struct HTMLReport {
         table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; }
         .scroll { overflow-x: auto; } tr.failed td { background: #fdecea; } td.error { font-family: monospace; white-space: pre-wrap; max-width: 40em; }
         svg.plot { width: 100%; max-width: 640px; height: auto; display: block; }
-        .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 8px; } figure { margin: 0; }
+        .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 8px; } figure { margin: 0; }
         .title { font-size: 15px; font-weight: 600; } .tick { font-size: 11px; fill: #555; } .axis { font-size: 13px; fill: #222; }
         .label { font-size: 11px; } .legend { font-size: 12px; } .empty { font-size: 14px; fill: #888; }
         .frame { fill: none; stroke: #999; } line.gridline { stroke: #eee; }

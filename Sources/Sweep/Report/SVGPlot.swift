@@ -14,6 +14,8 @@ struct SVGPlot {
         var name: String
         var points: [Point]
         var connect: Bool
+        /// Index into the palette, so one model keeps its colour across plots.
+        var colorIndex: Int
     }
 
     var title: String
@@ -25,8 +27,22 @@ struct SVGPlot {
 
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
-    private let width = 640.0, height = 400.0
+    /// Smaller plots (one per task) are drawn on a smaller canvas so their text stays legible.
+    var width = 640.0
+    var plotHeight = 400.0
     private let left = 70.0, right = 20.0, top = 36.0, bottom = 56.0
+    private let legendRow = 16.0
+
+    private var legendEntries: [(name: String, color: String?)] {
+        series.map { ($0.name, Self.color($0.colorIndex)) } + (markedLegend.map { [($0, nil)] } ?? [])
+    }
+    /// The legend sits under the plot, in as many columns as fit, so it never covers data.
+    private var legendColumns: Int { max(1, Int((width - left) / 210)) }
+    private var height: Double {
+        plotHeight + Double((legendEntries.count + legendColumns - 1) / legendColumns) * legendRow + 6
+    }
+
+    static func color(_ index: Int) -> String { palette[index % palette.count] }
 
     func render() -> String {
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logY || $0.y > 0) }
@@ -39,7 +55,7 @@ struct SVGPlot {
         let xs = all.map(\.x), ys = all.map { logY ? log10($0.y) : $0.y }
         let (x0, x1) = padded(xs.min()!, xs.max()!)
         let (y0, y1) = logY ? (floor(ys.min()! - 0.05), ceil(ys.max()! + 0.05)) : padded(ys.min()!, ys.max()!)
-        let plotW = width - left - right, plotH = height - top - bottom
+        let plotW = width - left - right, plotH = plotHeight - top - bottom
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * plotW }
         func py(_ y: Double) -> Double {
             let v = logY ? log10(y) : y
@@ -58,11 +74,11 @@ struct SVGPlot {
             svg += ##"<line x1="\##(left)" y1="\##(f(y))" x2="\##(left + plotW)" y2="\##(f(y))" class="gridline"/>"##
             svg += ##"<text x="\##(left - 6)" y="\##(f(y + 4))" text-anchor="end" class="tick">\##(tickLabel(t))</text>"##
         }
-        svg += ##"<text x="\##(left + plotW / 2)" y="\##(height - 14)" text-anchor="middle" class="axis">\##(escape(xLabel))</text>"##
+        svg += ##"<text x="\##(left + plotW / 2)" y="\##(plotHeight - 14)" text-anchor="middle" class="axis">\##(escape(xLabel))</text>"##
         svg += ##"<text transform="translate(16 \##(top + plotH / 2)) rotate(-90)" text-anchor="middle" class="axis">\##(escape(yLabel))</text>"##
         // series
-        for (i, s) in series.enumerated() {
-            let color = Self.palette[i % Self.palette.count]
+        for s in series {
+            let color = Self.color(s.colorIndex)
             let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logY || $0.y > 0) }
             if s.connect, pts.count > 1 {
                 let path = pts.sorted { $0.x < $1.x }.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
@@ -81,18 +97,17 @@ struct SVGPlot {
                 }
             }
         }
-        // legend, top right inside the frame
-        var ly = top + 14
-        let lx = left + plotW - 170
-        for (i, s) in series.enumerated() {
-            let color = Self.palette[i % Self.palette.count]
-            svg += ##"<circle cx="\##(f(lx))" cy="\##(f(ly - 4))" r="4" fill="\##(color)"/>"##
-            svg += ##"<text x="\##(f(lx + 10))" y="\##(f(ly))" class="legend">\##(escape(s.name))</text>"##
-            ly += 16
-        }
-        if let marked = markedLegend {
-            svg += ##"<circle cx="\##(f(lx))" cy="\##(f(ly - 4))" r="7" fill="none" stroke="#111" stroke-width="1.5"/>"##
-            svg += ##"<text x="\##(f(lx + 10))" y="\##(f(ly))" class="legend">\##(escape(marked))</text>"##
+        // legend, under the plot
+        let columnWidth = (width - left) / Double(legendColumns)
+        for (i, entry) in legendEntries.enumerated() {
+            let lx = left + Double(i % legendColumns) * columnWidth
+            let ly = plotHeight + 4 + Double(i / legendColumns) * legendRow
+            if let color = entry.color {
+                svg += ##"<circle cx="\##(f(lx))" cy="\##(f(ly - 4))" r="4" fill="\##(color)"/>"##
+            } else {
+                svg += ##"<circle cx="\##(f(lx))" cy="\##(f(ly - 4))" r="6" fill="none" stroke="#111" stroke-width="1.5"/>"##
+            }
+            svg += ##"<text x="\##(f(lx + 10))" y="\##(f(ly))" class="legend">\##(escape(entry.name))</text>"##
         }
         return svg + "</svg>"
     }
