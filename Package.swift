@@ -38,6 +38,7 @@ let package = Package(
         // One test target per library; each is added with its library.
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
     ],
     swiftLanguageModes: [.v5]
 )
