@@ -36,6 +36,8 @@ let package = Package(
         ]),
 
         // One test target per library; each is added with its library.
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "circuitry"]),
     ],
     swiftLanguageModes: [.v5]
 )
