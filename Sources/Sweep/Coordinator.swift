@@ -253,7 +253,7 @@ public final class Coordinator {
         if try tx.hasArtifact(header.hash) { return }
         let partial = artifactsDirectory.appendingPathComponent("incoming/\(header.hash)")
         if header.offset == 0 {
-            FileManager.default.createFile(atPath: partial.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: partial.path, contents: nil)
         }
         guard let handle = try? FileHandle(forWritingTo: partial) else { return }
         defer { try? handle.close() }

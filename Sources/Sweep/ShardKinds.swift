@@ -189,7 +189,6 @@ enum SimulatedShard {
             summary["pretrain_loss"] = loss(step: total, total: total) + simulatedSpread(context.params)
         default:
             outputName = "curve"
-            summary["task_loss"] = 0.15
             summary["edges"] = Double(100 + state % 900)
         }
         return ShardOutput(outputs: [outputName: output], summary: summary)

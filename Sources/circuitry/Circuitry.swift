@@ -7,6 +7,13 @@ struct Circuitry: ParsableCommand {
         abstract: "Train weight-sparse transformers, prune them to circuits, and sweep both across machines.",
         subcommands: [
             Bench.self,
+            RunCommand.self,
+            CoordinatorCommand.self,
+            WorkerCommand.self,
+            StatusCommand.self,
+            ResumeCommand.self,
+            RetryCommand.self,
+            ShardCommand.self,
         ]
     )
 }
