@@ -37,7 +37,7 @@ let package = Package(
 
         // One test target per library; each is added with its library.
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep", "circuitry"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
     ],
     swiftLanguageModes: [.v5]
 )

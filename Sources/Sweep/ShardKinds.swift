@@ -93,6 +93,7 @@ public enum ShardKinds {
 /// checkpoint lines go to standard output for the worker to read.
 public enum ShardRunner {
     public static func execute(jobFile: URL) throws {
+        exitWhenOrphaned()
         let job: ShardJob
         do {
             job = try JSONDecoder().decode(ShardJob.self, from: Data(contentsOf: jobFile))
@@ -105,6 +106,19 @@ public enum ShardRunner {
         let outputDirectory = URL(fileURLWithPath: job.outputDirectory)
         let result = ShardResultFile(outputs: output.outputs.mapValues(\.path), summary: encodeSummary(output.summary))
         try JSONEncoder().encode(result).write(to: outputDirectory.appendingPathComponent(ShardJob.resultFile))
+    }
+
+    /// A shard whose worker died is that worker's lost lease: stop instead of
+    /// running on unobserved.
+    private static func exitWhenOrphaned() {
+        let parent = getppid()
+        let thread = Thread {
+            while true {
+                Thread.sleep(forTimeInterval: 0.5)
+                if getppid() != parent { _exit(3) }
+            }
+        }
+        thread.start()
     }
 
     static func run(_ job: ShardJob, emit: @escaping (String) -> Void) throws -> ShardOutput {

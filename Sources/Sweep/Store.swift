@@ -435,6 +435,14 @@ public struct StoreTransaction {
         }
     }
 
+    /// Every attempt of a shard, in order: who ran it and how it ended.
+    public func attempts(ofShard shard: String) throws -> [(attempt: Int, worker: String?, outcome: String?, error: String?)] {
+        try Row.fetchAll(db, sql: """
+            SELECT a.attempt, a.worker, a.outcome, a.error FROM attempts a JOIN shards s ON s.seq = a.shard_seq
+            WHERE s.id = ? ORDER BY a.attempt
+            """, arguments: [shard]).map { ($0["attempt"], $0["worker"], $0["outcome"], $0["error"]) }
+    }
+
     /// The number of results recorded per shard (at most one, by the table's key).
     public func resultCount() throws -> Int {
         try Int.fetchOne(db, sql: "SELECT count(*) FROM results")!

@@ -257,10 +257,11 @@ final class YAMLSection {
     private let entries: [(key: String, keyLine: Int?, value: Node)]
     private var readKeys: Set<String> = []
 
-    init(_ node: Node, file: String, path: String) throws {
+    /// `line` is where the section's key stands, reported for keys missing from it.
+    init(_ node: Node, file: String, path: String, line: Int? = nil) throws {
         self.file = file
         self.path = path
-        line = node.mark?.line
+        self.line = line ?? node.mark?.line
         guard let mapping = node.mapping else {
             throw SweepFileError(file: file, line: node.mark?.line, key: path.isEmpty ? "" : path,
                                  message: "expected a mapping of keys to values")
@@ -307,7 +308,8 @@ final class YAMLSection {
             if required { throw error(key, "missing (required)") }
             return nil
         }
-        return try YAMLSection(node, file: file, path: qualified(key, path))
+        return try YAMLSection(node, file: file, path: qualified(key, path),
+                               line: entries.first { $0.key == key }?.keyLine)
     }
 
     func string(_ key: String) throws -> String? {
