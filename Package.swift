@@ -38,7 +38,8 @@ let package = Package(
         // One test target per library; each is added with its library.
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -10,6 +10,13 @@ struct Circuitry: ParsableCommand {
             Corpus.self,
             Tokenizer.self,
             Tasks.self,
+            RunCommand.self,
+            CoordinatorCommand.self,
+            WorkerCommand.self,
+            StatusCommand.self,
+            ResumeCommand.self,
+            RetryCommand.self,
+            ShardCommand.self,
         ]
     )
 }
