@@ -16,6 +16,7 @@ struct Circuitry: ParsableCommand {
             StatusCommand.self,
             ResumeCommand.self,
             RetryCommand.self,
+            ReportCommand.self,
             ShardCommand.self,
         ]
     )

@@ -30,7 +30,7 @@ final class ReportTests: XCTestCase {
     }
 
     func testGeometricMeanSkipsUnreachedTasksAndUntrainedModels() {
-        let points = Frontier.points(sampleData())
+        let points = SweepFrontier.points(sampleData())
         XCTAssertEqual(points.count, 3)
         let narrowDense = points.first { $0.model.dModel == 64 }!
         XCTAssertEqual(narrowDense.geometricMeanEdges, 4000, accuracy: 1e-9)
@@ -41,8 +41,8 @@ final class ReportTests: XCTestCase {
     }
 
     func testParetoMarksOnlyUndominatedPoints() {
-        XCTAssertEqual(Frontier.paretoIndices([(1, 10), (2, 5), (2, 20), (3, 1), (3, 2)]), [0, 1, 3])
-        let points = Frontier.points(sampleData())
+        XCTAssertEqual(SweepFrontier.paretoIndices([(1, 10), (2, 5), (2, 20), (3, 1), (3, 2)]), [0, 1, 3])
+        let points = SweepFrontier.points(sampleData())
         // dense w64 (1.9, 4000) is dominated by sparse w128 (1.7, 50)
         XCTAssertEqual(points.filter(\.isPareto).map(\.model.dModel).sorted(), [128, 128])
     }
@@ -52,7 +52,7 @@ final class ReportTests: XCTestCase {
         // make the w64 dense model Pareto-optimal among dense models: worse loss, fewer edges
         data.circuits[0].edges = 500
         data.circuits[0].circuitJSON = nil
-        let headline = Frontier.headline(Frontier.points(data))
+        let headline = SweepFrontier.headline(SweepFrontier.points(data))
         XCTAssertTrue(headline.interpolated)
         XCTAssertEqual(headline.rows.count, 1)
         // dense frontier: (1.5, geomean(1000, 400) = 632.46) to (1.9, 500); sparse at 1.7 is halfway
@@ -62,7 +62,7 @@ final class ReportTests: XCTestCase {
     }
 
     func testHeadlineFallsBackToNearestDenseModelWhenLossesDoNotOverlap() {
-        let headline = Frontier.headline(Frontier.points(sampleData()))
+        let headline = SweepFrontier.headline(SweepFrontier.points(sampleData()))
         // only the w128 dense model is on the dense Pareto set: no interval to interpolate in
         XCTAssertFalse(headline.interpolated)
         XCTAssertEqual(headline.ratio!, sqrt(1000.0 * 400) / 50, accuracy: 1e-6)
@@ -71,7 +71,7 @@ final class ReportTests: XCTestCase {
     func testHeadlineNeedsDenseAndSparse() {
         var data = sampleData()
         data.models.removeAll { !$0.isDense }
-        XCTAssertNil(Frontier.headline(Frontier.points(data)).ratio)
+        XCTAssertNil(SweepFrontier.headline(SweepFrontier.points(data)).ratio)
         XCTAssertTrue(HeadlineText.render(data).contains("needs at least one dense and one sparse"))
     }
 

@@ -35,7 +35,7 @@ public struct Headline: Sendable {
     public var interpolated: Bool
 }
 
-public enum Frontier {
+public enum SweepFrontier {
     /// Geometric mean of edges at `target` over the tasks the model reached; models without a
     /// pretraining loss or without any reached task are left out (they have no place on the plane).
     public static func points(_ data: ReportData) -> [FrontierPoint] {

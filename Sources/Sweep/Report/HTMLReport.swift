@@ -6,8 +6,8 @@ struct HTMLReport {
     var generated = Date()
 
     func render() -> String {
-        let points = Frontier.points(data)
-        let headline = Frontier.headline(points)
+        let points = SweepFrontier.points(data)
+        let headline = SweepFrontier.headline(points)
         var body = "<h1>\(escape(data.sweepName))</h1>\n"
         body += "<p class=\"meta\">\(shardSummary()) · generated \(timestamp())</p>\n"
         body += headlineSection(headline)

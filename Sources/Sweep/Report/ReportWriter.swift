@@ -92,7 +92,7 @@ public struct ReportWriter {
     }
 
     public func modelsCSV() -> String {
-        let points = Dictionary(Frontier.points(data).map { ($0.model.identifier, $0) }, uniquingKeysWith: { a, _ in a })
+        let points = Dictionary(SweepFrontier.points(data).map { ($0.model.identifier, $0) }, uniquingKeysWith: { a, _ in a })
         let target = ReportFormat.number(data.headlineTarget)
         var lines = ["density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,geomean_edges_at_\(target),tasks_reached,tasks_total"]
         for m in data.models {
@@ -121,8 +121,8 @@ public struct ReportWriter {
 /// The headline numbers as a plain-text table, for `circuitry status` and the end of `circuitry run`.
 public enum HeadlineText {
     public static func render(_ data: ReportData) -> String {
-        let points = Frontier.points(data)
-        let headline = Frontier.headline(points)
+        let points = SweepFrontier.points(data)
+        let headline = SweepFrontier.headline(points)
         let target = ReportFormat.number(data.headlineTarget)
         var out = "Circuit edges at task loss \(target) (geometric mean over tasks reached):\n"
         if points.isEmpty {
