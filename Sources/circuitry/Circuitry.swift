@@ -18,6 +18,7 @@ struct Circuitry: ParsableCommand {
             RetryCommand.self,
             ReportCommand.self,
             ShardCommand.self,
+            Train.self,
         ]
     )
 }
