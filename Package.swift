@@ -40,6 +40,7 @@ let package = Package(
         .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
+        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"], exclude: ["learnability.py"]),
     ],
     swiftLanguageModes: [.v5]
 )
