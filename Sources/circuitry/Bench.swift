@@ -5,6 +5,8 @@ struct Bench: ParsableCommand {
         abstract: "Benchmarks: each prints one JSON line with --json.",
         subcommands: [
             BenchDispatch.self,
+            BenchTrain.self,
+            BenchTokenizer.self,
         ]
     )
 }
