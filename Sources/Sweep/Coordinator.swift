@@ -243,6 +243,15 @@ public final class Coordinator {
 
     private func artifactURL(_ hash: String) -> URL { artifactsDirectory.appendingPathComponent(hash) }
 
+    /// An upload in progress, hashed as its chunks arrive.
+    private struct Upload {
+        var handle: FileHandle
+        var hasher = SHA256()
+        var received = 0
+    }
+
+    private var uploads: [String: Upload] = [:]
+
     /// Appends an uploaded chunk; the last one is verified against its hash and registered.
     private func receiveChunk(_ header: ChunkHeader, _ data: Data, tx: StoreTransaction, now: Double) throws {
         guard isArtifactHash(header.hash) else {
@@ -253,18 +262,21 @@ public final class Coordinator {
         if try tx.hasArtifact(header.hash) { return }
         let partial = artifactsDirectory.appendingPathComponent("incoming/\(header.hash)")
         if header.offset == 0 {
+            try? uploads[header.hash]?.handle.close()
             _ = FileManager.default.createFile(atPath: partial.path, contents: nil)
+            uploads[header.hash] = Upload(handle: try FileHandle(forWritingTo: partial))
         }
-        guard let handle = try? FileHandle(forWritingTo: partial) else { return }
-        defer { try? handle.close() }
-        let currentSize = try handle.seekToEnd()
         // Chunks arrive in order on one connection; a gap means an upload was
         // interrupted, and the worker starts over when told the artifact is missing.
-        guard currentSize == UInt64(header.offset) else { return }
-        try handle.write(contentsOf: data)
-        guard header.offset + data.count == header.size else { return }
-        try handle.close()
-        let actual = try SHA256.hex(fileAt: partial)
+        guard var upload = uploads[header.hash], upload.received == header.offset else { return }
+        try upload.handle.write(contentsOf: data)
+        upload.hasher.update(data)
+        upload.received += data.count
+        uploads[header.hash] = upload
+        guard upload.received == header.size else { return }
+        uploads[header.hash] = nil
+        try upload.handle.close()
+        let actual = SHA256.hexString(upload.hasher.finalize())
         guard actual == header.hash else {
             logger.warning("upload of \(header.hash) arrived with hash \(actual); discarded")
             try? FileManager.default.removeItem(at: partial)
