@@ -36,6 +36,7 @@ let package = Package(
         ]),
 
         // One test target per library; each is added with its library.
+        .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )
