@@ -1,3 +1,5 @@
+import SparseGPT
+
 /// A frozen model whose nodes (SPEC 4) can be mean-ablated: at every node location the value
 /// becomes m·x + (1 − m)·mean, after AbsTopK. Only the masks change during pruning.
 public protocol AblatableModel: AnyObject {

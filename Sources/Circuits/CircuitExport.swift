@@ -1,4 +1,5 @@
 import Foundation
+import SparseGPT
 
 /// The JSON a user opens to read a circuit: task, target, reached loss, node and edge counts, for
 /// every location the kept nodes with their means, and every edge with its weight. A target that

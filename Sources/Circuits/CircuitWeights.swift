@@ -1,3 +1,5 @@
+import SparseGPT
+
 /// A row-major (out_features × in_features) weight matrix, PyTorch layout.
 public struct WeightMatrix: Sendable {
     public let name: String

@@ -1,3 +1,5 @@
+import SparseGPT
+
 /// One edge of a circuit: a nonzero weight whose two end nodes are kept.
 public struct CircuitEdge: Equatable, Codable, Sendable {
     /// Index within the source location (for `lm_head`: the final residual channel).

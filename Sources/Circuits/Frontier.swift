@@ -1,4 +1,5 @@
 import Foundation
+import SparseGPT
 
 /// A circuit: the nodes kept at the k that bisection found against a target task loss, with its
 /// edges (SPEC 4).

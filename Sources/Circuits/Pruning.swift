@@ -1,4 +1,5 @@
 import Foundation
+import SparseGPT
 
 /// Settings of one mask-training run (SPEC 4 and reference/README "Conventions").
 public struct PruningSettings: Codable, Equatable, Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import SparseGPT
 import XCTest
 @testable import Circuits
 
