@@ -3,7 +3,7 @@ import SparseGPT
 import XCTest
 @testable import Circuits
 
-/// The reference's pruning golden file (`prune.safetensors`), read with a minimal safetensors parser.
+/// The reference's pruning golden file (`prune.safetensors`).
 struct GoldenPrune {
     let floats: [String: [Float]]
     let ints: [String: [Int32]]
@@ -13,24 +13,10 @@ struct GoldenPrune {
     static let url = Bundle.module.url(forResource: "prune", withExtension: "safetensors", subdirectory: "Fixtures")!
 
     static func load() throws -> GoldenPrune {
-        let raw = try Data(contentsOf: url)
-        let headerLength = Int(raw.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian)
-        let header = try JSONSerialization.jsonObject(with: raw.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
-        var floats: [String: [Float]] = [:], ints: [String: [Int32]] = [:], shapes: [String: [Int]] = [:]
-        var metadata: [String: String] = [:]
-        for (name, value) in header {
-            if name == "__metadata__" { metadata = value as! [String: String]; continue }
-            let entry = value as! [String: Any]
-            let offsets = entry["data_offsets"] as! [Int]
-            let bytes = raw.subdata(in: (8 + headerLength + offsets[0])..<(8 + headerLength + offsets[1]))
-            shapes[name] = entry["shape"] as? [Int]
-            switch entry["dtype"] as! String {
-            case "F32": floats[name] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            case "I32": ints[name] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
-            default: XCTFail("unexpected dtype in \(name)")
-            }
-        }
-        return GoldenPrune(floats: floats, ints: ints, shapes: shapes, metadata: metadata)
+        let file = try SafeTensorsFile.read(url.path)
+        return GoldenPrune(floats: file.tensors.filter { $0.value.dtype == .f32 }.mapValues(\.floats),
+                           ints: file.tensors.filter { $0.value.dtype == .i32 }.mapValues(\.ints),
+                           shapes: file.tensors.mapValues(\.shape), metadata: file.metadata)
     }
 
     func matrix(_ name: String) throws -> WeightMatrix {
