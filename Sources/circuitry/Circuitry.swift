@@ -7,6 +7,7 @@ struct Circuitry: ParsableCommand {
         abstract: "Train weight-sparse transformers, prune them to circuits, and sweep both across machines.",
         subcommands: [
             Bench.self,
+            Prune.self,
         ]
     )
 }
