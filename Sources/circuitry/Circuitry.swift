@@ -7,6 +7,17 @@ struct Circuitry: ParsableCommand {
         abstract: "Train weight-sparse transformers, prune them to circuits, and sweep both across machines.",
         subcommands: [
             Bench.self,
+            Corpus.self,
+            Tokenizer.self,
+            Tasks.self,
+            RunCommand.self,
+            CoordinatorCommand.self,
+            WorkerCommand.self,
+            StatusCommand.self,
+            ResumeCommand.self,
+            RetryCommand.self,
+            ReportCommand.self,
+            ShardCommand.self,
             Prune.self,
         ]
     )

@@ -1,1 +1,0 @@
-// PythonCode: see DESIGN in README.md for this module's job.
