@@ -103,38 +103,40 @@ func linearBackward(dInput: FloatPointer?, dWeight: FloatPointer?, dOut: UnsafeP
 
 private let geluScale: Float = (2 / Float.pi).squareRoot()
 
-func geluForward(_ out: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let v = x[i]
-        out[i] = 0.5 * v * (1 + tanhf(geluScale * (v + 0.044715 * v * v * v)))
-    }
-}
-
-/// dX = dOut * gelu'(x), in place on dOut.
-func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
+/// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3); keeps tanh(u) for the backward.
+/// tanh(u) = 1 - 2 / (exp(2u) + 1): one expf instead of tanhf.
+func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
     for i in 0..<count {
         let v = x[i]
         let u = geluScale * (v + 0.044715 * v * v * v)
-        let th = tanhf(u)
-        let sech2 = 1 - th * th
-        let grad = 0.5 * (1 + th) + 0.5 * v * sech2 * geluScale * (1 + 3 * 0.044715 * v * v)
+        let th = 1 - 2 / (expf(2 * u) + 1)
+        tanhOut[i] = th
+        out[i] = 0.5 * v * (1 + th)
+    }
+}
+
+/// dX = dOut * gelu'(x), in place on dOut, from the forward's tanh values.
+func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let v = x[i], th = tanh[i]
+        let grad = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * geluScale * (1 + 3 * 0.044715 * v * v)
         dOut[i] *= grad
     }
 }
 
 // MARK: - AbsTopK along rows of length n: keep the k largest |x|, zero the rest
 
-/// In place on `x` (rows x n); records the kept entries in `keep`. `scratch` has threads * n floats.
+/// In place on `x` (rows x n); records the kept entries in `keep`. One scratch per part of the rows.
 func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: Int, n: Int, k: Int,
-                    scratch: FloatPointer, threads: Int) {
-    let parts = max(1, min(threads, rows))
+                    scratch: [SelectionScratch], threads: Int) {
+    let parts = max(1, min(scratch.count, rows))
     parallelFor(parts, threads: threads) { part in
-        let abs = scratch + part * 2 * n, tmp = abs + n
+        let s = scratch[part]
         for r in chunkRange(rows, parts: parts, part) {
             let row = x + r * n, kr = keep + r * n
-            for i in 0..<n { abs[i] = Swift.abs(row[i]) }
-            selectTopK(abs, n, k, keep: kr, scratch: tmp)
-            for i in 0..<n where kr[i] == 0 { row[i] = 0 }
+            for i in 0..<n { s.keys[i] = magnitudeKey(row[i]) }
+            selectTopKeys(s.keys, n, k, keep: kr, histogram: s.histogram, buffer: s.buffer)
+            for i in 0..<n { row[i] = kr[i] != 0 ? row[i] : 0 }
         }
     }
 }

@@ -17,7 +17,7 @@ final class Site {
 final class BlockActivations {
     let rstd1, rstd2: FloatBuffer
     let attnIn, qkv, attnOut, mlpIn, mlpNeuron, mlpOut: Site
-    let attnY, probs, residMid, fcPre: FloatBuffer
+    let attnY, probs, residMid, fcPre, geluTanh: FloatBuffer
 
     init(rows: Int, probsCount: Int, d: Int) {
         rstd1 = FloatBuffer(count: rows); rstd2 = FloatBuffer(count: rows)
@@ -25,6 +25,7 @@ final class BlockActivations {
         mlpIn = Site(count: rows * d); mlpNeuron = Site(count: rows * 4 * d); mlpOut = Site(count: rows * d)
         attnY = FloatBuffer(count: rows * d); probs = FloatBuffer(count: probsCount)
         residMid = FloatBuffer(count: rows * d); fcPre = FloatBuffer(count: rows * 4 * d)
+        geluTanh = FloatBuffer(count: rows * 4 * d)
     }
 }
 
@@ -63,6 +64,7 @@ public final class GPT {
     private var dResid = FloatBuffer(count: 0), dA = FloatBuffer(count: 0), dY = FloatBuffer(count: 0)
     private var dWide = FloatBuffer(count: 0), dQKV = FloatBuffer(count: 0)
     private var scratch = FloatBuffer(count: 0)
+    private var selection: [SelectionScratch] = []
     private var ablation: NodeAblation?
     private var nodeGradientSums: [Double] = []
     /// d loss / d mask of the last backward after an ablated forward (global node order).
@@ -92,6 +94,8 @@ public final class GPT {
     public func setThreads(_ n: Int) {
         threads = max(1, n)
         openblas_set_num_threads(Int32(threads))
+        capacityRows = 0     // per-thread scratch is sized at the next forward
+        capacityProbs = 0
     }
 
     /// The values of parameter `name` (a copy).
@@ -128,7 +132,8 @@ public final class GPT {
         logits = FloatBuffer(count: n * config.vocab); dLogits = FloatBuffer(count: n * config.vocab)
         dResid = FloatBuffer(count: n * d); dA = FloatBuffer(count: n * d); dY = FloatBuffer(count: n * d)
         dWide = FloatBuffer(count: n * 4 * d); dQKV = FloatBuffer(count: n * 3 * d)
-        scratch = FloatBuffer(count: max(threads, 1) * max(2 * 4 * d, config.context) + 4 * d)
+        scratch = FloatBuffer(count: max(threads, 1) * config.context)
+        selection = (0..<threads).map { _ in SelectionScratch(capacity: 4 * d) }
     }
 
     // MARK: forward
@@ -166,7 +171,7 @@ public final class GPT {
         let k = keptCount(config.afrac, segment)
         if k < segment {
             absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
-                           scratch: scratch.pointer, threads: threads)
+                           scratch: selection, threads: threads)
         }
         guard let ablation else { return site.value.pointer }
         if site.ablated == nil || site.ablated!.count < site.value.count { site.ablated = FloatBuffer(count: site.value.count) }
@@ -209,7 +214,7 @@ public final class GPT {
             rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d)
             let h2 = finish(a.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
             linearForward(a.fcPre.pointer, h2, weight: P + w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d)
-            geluForward(a.mlpNeuron.value.pointer, a.fcPre.pointer, count: rows * 4 * d)
+            geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d)
             let hn = finish(a.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
             linearForward(a.mlpOut.value.pointer, hn, weight: P + w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d)
             let mo = finish(a.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
@@ -363,7 +368,7 @@ public final class GPT {
                            rows: rows, inFeatures: 4 * d, outFeatures: d)
             siteBackward(dWide.pointer, value: a.mlpNeuron.value.pointer, keep: neuronTopK ? a.mlpNeuron.keep.pointer : nil,
                          rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-            geluBackward(dWide.pointer, a.fcPre.pointer, count: rows * 4 * d)
+            geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d)
             linearBackward(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: P + w.cFc,
                            rows: rows, inFeatures: d, outFeatures: 4 * d)
             siteBackward(dA.pointer, value: a.mlpIn.value.pointer, keep: sparseActivations ? a.mlpIn.keep.pointer : nil,
