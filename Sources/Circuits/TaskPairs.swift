@@ -82,73 +82,59 @@ public struct TaskData: Equatable, Sendable {
     }
 }
 
-/// Reading and writing pairs files: JSON `{"task": NAME, "train": SPLIT, "test": SPLIT}` or
-/// `{"tasks": [...]}` of those, where SPLIT is `{"prompts": [[id, ...], ...] (right-padded or
-/// ragged), "lengths": [n, ...], "cand": [[correct, wrong], ...]}`; `lengths` may be omitted
-/// when the prompts are unpadded.
+/// Reading and writing pairs files, the format `circuitry tasks export` writes: a JSON object
+/// keyed by task name, each `{"train": SPLIT, "test": SPLIT}`, where SPLIT is
+/// `{"width": W, "prompts": [[id × W], ...] (right-padded), "lengths": [n, ...],
+/// "candidates": [correct, wrong, correct, wrong, ...]}`. Tasks come back sorted by name.
 public enum TaskPairsFile {
     private struct Split: Codable {
+        var width: Int
         var prompts: [[Int32]]
-        var lengths: [Int32]?
-        var cand: [[Int32]]
+        var lengths: [Int32]
+        var candidates: [Int32]
     }
     private struct Entry: Codable {
-        var task: String
         var train: Split
         var test: Split
     }
-    private struct Many: Codable { var tasks: [Entry] }
 
     public static func load(_ url: URL) throws -> [TaskData] {
         let raw: Data
         do { raw = try Data(contentsOf: url) } catch {
             throw CircuitError.invalidPairs("\(url.path): cannot read (\(error.localizedDescription))")
         }
-        let entries: [Entry]
-        let decoder = JSONDecoder()
-        let top = try? JSONSerialization.jsonObject(with: raw) as? [String: Any]
-        do {
-            entries = top?["tasks"] != nil ? try decoder.decode(Many.self, from: raw).tasks : [try decoder.decode(Entry.self, from: raw)]
-        } catch {
+        let entries: [String: Entry]
+        do { entries = try JSONDecoder().decode([String: Entry].self, from: raw) } catch {
             throw CircuitError.invalidPairs("\(url.path): not a pairs file (\(describe(error)))")
         }
-        return try entries.map { entry in
-            TaskData(task: entry.task,
-                     train: try pairs(entry.train, where: "\(url.path): task \(entry.task), train"),
-                     test: try pairs(entry.test, where: "\(url.path): task \(entry.task), test"))
+        guard !entries.isEmpty else { throw CircuitError.invalidPairs("\(url.path): holds no task") }
+        return try entries.keys.sorted().map { task in
+            TaskData(task: task, train: try pairs(entries[task]!.train, where: "\(url.path): task \(task), train"),
+                     test: try pairs(entries[task]!.test, where: "\(url.path): task \(task), test"))
         }
     }
 
     public static func save(_ tasks: [TaskData], to url: URL) throws {
         func split(_ p: TaskPairs) -> Split {
-            Split(prompts: (0..<p.count).map { r in Array(p.prompts[(r * p.width)..<(r * p.width + Int(p.lengths[r]))]) },
-                  lengths: p.lengths,
-                  cand: (0..<p.count).map { [p.candidates[2 * $0], p.candidates[2 * $0 + 1]] })
+            Split(width: p.width, prompts: (0..<p.count).map { Array(p.prompts[($0 * p.width)..<(($0 + 1) * p.width)]) },
+                  lengths: p.lengths, candidates: p.candidates)
         }
-        let many = Many(tasks: tasks.map { Entry(task: $0.task, train: split($0.train), test: split($0.test)) })
-        try JSONEncoder().encode(many).write(to: url)
+        let entries = Dictionary(uniqueKeysWithValues: tasks.map { ($0.task, Entry(train: split($0.train), test: split($0.test))) })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(entries).write(to: url)
     }
 
     private static func pairs(_ split: Split, where place: String) throws -> TaskPairs {
-        let lengths = split.lengths ?? split.prompts.map { Int32($0.count) }
-        guard lengths.count == split.prompts.count else {
-            throw CircuitError.invalidPairs("\(place): \(lengths.count) lengths for \(split.prompts.count) prompts")
+        guard split.lengths.count == split.prompts.count else {
+            throw CircuitError.invalidPairs("\(place): \(split.lengths.count) lengths for \(split.prompts.count) prompts")
         }
-        if let bad = split.cand.firstIndex(where: { $0.count != 2 }) {
-            throw CircuitError.invalidPairs("\(place): cand[\(bad)] must be [correct, wrong]")
-        }
-        for (i, row) in split.prompts.enumerated() where Int(lengths[i]) > row.count {
-            throw CircuitError.invalidPairs("\(place): prompt \(i) has length \(lengths[i]) but only \(row.count) tokens")
-        }
-        let width = Int(lengths.max() ?? 0)
-        var flat: [Int32] = []
-        flat.reserveCapacity(split.prompts.count * width)
-        for (i, row) in split.prompts.enumerated() {
-            let used = Int(lengths[i])
-            flat += row.prefix(used) + [Int32](repeating: 0, count: width - used)
+        if let bad = split.prompts.firstIndex(where: { $0.count != split.width }) {
+            throw CircuitError.invalidPairs("\(place): prompts[\(bad)] has \(split.prompts[bad].count) tokens, expected width \(split.width)")
         }
         do {
-            return try TaskPairs(width: width, prompts: flat, lengths: lengths, candidates: split.cand.flatMap { $0 })
+            return try TaskPairs(width: split.width, prompts: split.prompts.flatMap { $0 }, lengths: split.lengths,
+                                 candidates: split.candidates)
         } catch let error as CircuitError {
             throw CircuitError.invalidPairs("\(place): \(error)")
         }

@@ -156,13 +156,17 @@ final class PruningTests: XCTestCase {
         XCTAssertEqual(try TaskPairsFile.load(file), [TaskData(task: "t", train: train, test: train)])
         XCTAssertEqual(train.selecting(pairs: [0]).width, 3)
 
-        try Data(#"{"task": "t", "train": {"prompts": [[1, 2]], "cand": [[1, 2]]}}"#.utf8).write(to: file)
+        try Data(#"{"t": {"train": {"width": 2, "prompts": [[1, 2], [3, 0]], "lengths": [2, 1], "candidates": [1, 2, 2, 1]}}}"#.utf8).write(to: file)
         XCTAssertThrowsError(try TaskPairsFile.load(file)) { error in
             XCTAssertTrue("\(error)".contains("pairs.json") && "\(error)".contains("test"), "\(error)")
         }
-        try Data(#"{"task": "t", "train": {"prompts": [[1, 2], [3]], "cand": [[1, 2], [2, 1, 3]]}, "test": {"prompts": [[1], [2]], "cand": [[1, 2], [2, 1]]}}"#.utf8).write(to: file)
+        try Data(#"{"t": {"train": {"width": 2, "prompts": [[1, 2], [3]], "lengths": [2, 1], "candidates": [1, 2, 2, 1]}, "test": {"width": 1, "prompts": [[1], [2]], "lengths": [1, 1], "candidates": [1, 2, 2, 1]}}}"#.utf8).write(to: file)
         XCTAssertThrowsError(try TaskPairsFile.load(file)) { error in
-            XCTAssertTrue("\(error)".contains("train") && "\(error)".contains("cand[1]"), "\(error)")
+            XCTAssertTrue("\(error)".contains("train") && "\(error)".contains("prompts[1]"), "\(error)")
+        }
+        try Data(#"{"t": {"train": {"width": 1, "prompts": [[1], [2]], "lengths": [1, 1], "candidates": [1, 2, 2, 2]}, "test": {"width": 1, "prompts": [[1], [2]], "lengths": [1, 1], "candidates": [1, 2, 2, 1]}}}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try TaskPairsFile.load(file)) { error in
+            XCTAssertTrue("\(error)".contains("task t, train") && "\(error)".contains("prompt 1"), "\(error)")
         }
     }
 }
