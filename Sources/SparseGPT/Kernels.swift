@@ -146,50 +146,67 @@ func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: In
     for i in 0..<count where keep[i] == 0 { dOut[i] = 0 }
 }
 
-// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels
+// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels (a multiple of 8)
+
+typealias Lanes = SIMD8<Float>
+
+@inline(__always) func loadLanes(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+@inline(__always) func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
+
+@inline(__always)
+func dotLanes(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, chunks: Int) -> Float {
+    var acc = loadLanes(a) * loadLanes(b)
+    for c in 1..<max(chunks, 1) { acc += loadLanes(a + 8 * c) * loadLanes(b + 8 * c) }
+    return acc.sum()
+}
+
+/// y += w * x over chunks of 8 lanes.
+@inline(__always)
+func axpyLanes(_ w: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, chunks: Int) {
+    for c in 0..<chunks { storeLanes(loadLanes(y + 8 * c) + w * loadLanes(x + 8 * c), y + 8 * c) }
+}
 
 func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePointer<Float>, batch: Int, length: Int,
                       d: Int, dHead: Int, threads: Int) {
-    let heads = d / dHead, T = length, stride = 3 * d
+    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
     let scale = 1 / Float(dHead).squareRoot()
-    parallelFor(batch * heads, threads: threads) { bh in
-        let b = bh / heads, h = bh % heads
-        let base = qkv + b * T * stride + h * dHead
-        let p = probs + bh * T * T
-        for i in 0..<T {
-            let q = base + i * stride
-            let row = p + i * T
-            var maxScore = -Float.infinity
-            for j in 0...i {
-                let k = base + j * stride + d
-                var s: Float = 0
-                for c in 0..<dHead { s += q[c] * k[c] }
-                s *= scale
-                row[j] = s
-                if s > maxScore { maxScore = s }
-            }
-            var sum: Float = 0
-            for j in 0...i {
-                let e = expf(row[j] - maxScore)
-                row[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
-            let o = out + (b * T + i) * d + h * dHead
-            for c in 0..<dHead { o[c] = 0 }
-            for j in 0...i {
-                row[j] *= inv
-                let w = row[j], v = base + j * stride + 2 * d
-                for c in 0..<dHead { o[c] += w * v[c] }
+    let parts = max(1, min(threads, batch * heads))
+    parallelFor(parts, threads: threads) { part in
+        for bh in chunkRange(batch * heads, parts: parts, part) {
+            let b = bh / heads, h = bh % heads
+            let base = qkv + b * T * stride + h * dHead
+            let p = probs + bh * T * T
+            for i in 0..<T {
+                let q = base + i * stride
+                let row = p + i * T
+                var maxScore = -Float.infinity
+                for j in 0...i {
+                    let s = dotLanes(q, base + j * stride + d, chunks: chunks) * scale
+                    row[j] = s
+                    maxScore = max(maxScore, s)
+                }
+                var sum: Float = 0
+                for j in 0...i {
+                    let e = expf(row[j] - maxScore)
+                    row[j] = e
+                    sum += e
+                }
+                let inv = 1 / sum
+                let o = out + (b * T + i) * d + h * dHead
+                for c in 0..<chunks { storeLanes(Lanes(repeating: 0), o + 8 * c) }
+                for j in 0...i {
+                    row[j] *= inv
+                    axpyLanes(row[j], base + j * stride + 2 * d, o, chunks: chunks)
+                }
             }
         }
     }
 }
 
-/// dQKV (overwritten) from dOut, the saved probabilities and qkv.
+/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * length floats.
 func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                        batch: Int, length: Int, d: Int, dHead: Int, threads: Int, scratch: FloatPointer) {
-    let heads = d / dHead, T = length, stride = 3 * d
+    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
     let scale = 1 / Float(dHead).squareRoot()
     let parts = max(1, min(threads, batch * heads))
     parallelFor(parts, threads: threads) { part in
@@ -199,7 +216,7 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
             let base = qkv + b * T * stride + h * dHead
             let dBase = dQKV + b * T * stride + h * dHead
             for i in 0..<T {
-                for c in 0..<dHead { dBase[i * stride + c] = 0; dBase[i * stride + d + c] = 0; dBase[i * stride + 2 * d + c] = 0 }
+                for c in 0..<(3 * chunks) { storeLanes(Lanes(repeating: 0), dBase + i * stride + (c / chunks) * d + 8 * (c % chunks)) }
             }
             let p = probs + bh * T * T
             for i in 0..<T {
@@ -207,18 +224,16 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
                 let row = p + i * T
                 var dot: Float = 0
                 for j in 0...i {
-                    let v = base + j * stride + 2 * d, dv = dBase + j * stride + 2 * d
-                    var s: Float = 0
-                    let w = row[j]
-                    for c in 0..<dHead { s += dy[c] * v[c]; dv[c] += w * dy[c] }
+                    let s = dotLanes(dy, base + j * stride + 2 * d, chunks: chunks)
+                    axpyLanes(row[j], dy, dBase + j * stride + 2 * d, chunks: chunks)
                     dp[j] = s
-                    dot += w * s
+                    dot += row[j] * s
                 }
                 let q = base + i * stride, dq = dBase + i * stride
                 for j in 0...i {
                     let ds = row[j] * (dp[j] - dot) * scale
-                    let k = base + j * stride + d, dk = dBase + j * stride + d
-                    for c in 0..<dHead { dq[c] += ds * k[c]; dk[c] += ds * q[c] }
+                    axpyLanes(ds, base + j * stride + d, dq, chunks: chunks)
+                    axpyLanes(ds, q, dBase + j * stride + d, chunks: chunks)
                 }
             }
         }
@@ -236,16 +251,21 @@ func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, r
         var maxv = -Float.infinity
         for i in 0..<vocab where l[i] > maxv { maxv = l[i] }
         var sum: Float = 0
-        for i in 0..<vocab { sum += expf(l[i] - maxv) }
-        let lse = maxv + logf(sum)
         let t = Int(targets[r])
-        total += Double(lse - l[t])
         if let dLogits {
             let g = dLogits + r * vocab
-            let invSum = 1 / sum
-            for i in 0..<vocab { g[i] = expf(l[i] - maxv) * invSum * inv }
+            for i in 0..<vocab {
+                let e = expf(l[i] - maxv)
+                g[i] = e
+                sum += e
+            }
+            let scale = inv / sum
+            for i in 0..<vocab { g[i] *= scale }
             g[t] -= inv
+        } else {
+            for i in 0..<vocab { sum += expf(l[i] - maxv) }
         }
+        total += Double(maxv + logf(sum) - l[t])
     }
     return Float(total / Double(rows))
 }

@@ -25,38 +25,9 @@ final class SelectionScratch {
     }
 }
 
-/// The k-th largest (1 <= k <= n) of n keys, by radix select over bytes, most significant first.
-@inline(__always)
-func kthLargestKey(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, histogram: UnsafeMutablePointer<Int32>,
-                   buffer: UnsafeMutablePointer<UInt32>) -> UInt32 {
-    var source = keys, count = n, rank = Int32(k), prefix: UInt32 = 0
-    var shift: UInt32 = 24
-    while true {
-        histogram.update(repeating: 0, count: 256)
-        for i in 0..<count { histogram[Int((source[i] >> shift) & 0xff)] += 1 }
-        var bucket = 255
-        while histogram[bucket] < rank {
-            rank -= histogram[bucket]
-            bucket -= 1
-        }
-        prefix |= UInt32(bucket) << shift
-        if shift == 0 { return prefix }
-        // keep only the keys in the chosen bucket (branch-free compaction)
-        var m = 0
-        let b = UInt32(bucket)
-        for i in 0..<count {
-            let v = source[i]
-            buffer[m] = v
-            m += ((v >> shift) & 0xff) == b ? 1 : 0
-        }
-        if m == 1 { return buffer[0] }
-        source = UnsafePointer(buffer)
-        count = m
-        shift -= 8
-    }
-}
-
 /// Marks in `keep` (1 = kept, stride `keepStride`) the k largest of `keys[0..<n]`, ties to the lower index.
+/// Radix select over bytes, most significant first, stopping as soon as a bucket boundary separates
+/// exactly k keys (the common case); otherwise the exact k-th key is found and ties are resolved by index.
 @inline(__always)
 func selectTopKeys(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: UnsafeMutablePointer<UInt8>, keepStride: Int = 1,
                    histogram: UnsafeMutablePointer<Int32>, buffer: UnsafeMutablePointer<UInt32>) {
@@ -65,27 +36,54 @@ func selectTopKeys(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: Unsa
         for i in 0..<n { keep[i * keepStride] = value }
         return
     }
-    let threshold = kthLargestKey(keys, n, k, histogram: histogram, buffer: buffer)
-    var above = 0, atLeast = 0
-    for i in 0..<n {
-        above += keys[i] > threshold ? 1 : 0
-        atLeast += keys[i] >= threshold ? 1 : 0
+    var source = keys, count = n, rank = Int32(k), prefix: UInt32 = 0
+    var shift: UInt32 = 24
+    var threshold: UInt32
+    var separated = false
+    while true {
+        histogram.update(repeating: 0, count: 256)
+        for i in 0..<count { histogram[Int((source[i] &>> shift) & 0xff)] &+= 1 }
+        var bucket = 255
+        while histogram[bucket] < rank {
+            rank &-= histogram[bucket]
+            bucket &-= 1
+        }
+        prefix |= UInt32(bucket) &<< shift
+        if histogram[bucket] == rank {          // keys >= prefix are exactly the k largest
+            threshold = prefix
+            separated = true
+            break
+        }
+        if shift == 0 {                         // prefix is the k-th largest key, with surplus ties
+            threshold = prefix
+            break
+        }
+        // keep only the keys of the chosen bucket (branch-free compaction)
+        var m = 0
+        let b = UInt32(bucket)
+        for i in 0..<count {
+            let v = source[i]
+            buffer[m] = v
+            m &+= Int(truncatingIfNeeded: (((v &>> shift) & 0xff) == b) ? 1 as UInt8 : 0)
+        }
+        source = UnsafePointer(buffer)
+        count = m
+        shift &-= 8
     }
-    if atLeast == k {            // no surplus ties at the threshold: a plain comparison decides
+    if separated {
         for i in 0..<n { keep[i * keepStride] = keys[i] >= threshold ? 1 : 0 }
         return
     }
-    var ties = k - above
+    var above = 0
+    for i in 0..<n { above &+= keys[i] > threshold ? 1 : 0 }
+    let ties = k - above
+    var seen = 0
     for i in 0..<n {
         let key = keys[i]
-        if key > threshold {
-            keep[i * keepStride] = 1
-        } else if key == threshold && ties > 0 {
-            keep[i * keepStride] = 1
-            ties -= 1
-        } else {
-            keep[i * keepStride] = 0
-        }
+        let isTie = key == threshold ? 1 : 0
+        let take = key > threshold || (isTie == 1 && seen < ties)
+        seen &+= isTie
+        keep[i * keepStride] = take ? 1 : 0
     }
 }
 

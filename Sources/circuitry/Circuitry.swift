@@ -19,6 +19,7 @@ struct Circuitry: ParsableCommand {
             ReportCommand.self,
             ShardCommand.self,
             Prune.self,
+            Train.self,
         ]
     )
 }
