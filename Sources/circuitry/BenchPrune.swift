@@ -16,7 +16,7 @@ struct BenchPrune: ParsableCommand {
     @Option(help: "Vocabulary size.") var vocab = 512
     @Option(help: "Weight density of the block matrices.") var density = 0.25
     @Option(help: "AbsTopK fraction.") var afrac = 0.25
-    @Option(help: "Training steps.") var trainSteps = 1000
+    @Option(help: "Training steps (the paper sweep trains 6000).") var trainSteps = 6000
     @Option(help: "Training batch (sequences).") var batch = 32
     @Option(help: "Mask-training steps per λ.") var steps = 400
     @Option(help: "Train pairs of the task.") var trainPairs = 2048
