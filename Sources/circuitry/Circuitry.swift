@@ -18,6 +18,7 @@ struct Circuitry: ParsableCommand {
             RetryCommand.self,
             ReportCommand.self,
             ShardCommand.self,
+            Prune.self,
             Train.self,
         ]
     )
