@@ -20,7 +20,7 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
-        .target(name: "SparseGPT", dependencies: ["COpenBLAS"], swiftSettings: fast),
+        .target(name: "SparseGPT", dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         .target(name: "PythonCode", swiftSettings: fast),
         .target(name: "Circuits", dependencies: ["SparseGPT"], swiftSettings: fast),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
@@ -36,7 +36,11 @@ let package = Package(
         ]),
 
         // One test target per library; each is added with its library.
+        .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
         .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"], exclude: ["learnability.py"]),
+        .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

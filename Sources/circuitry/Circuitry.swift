@@ -10,6 +10,16 @@ struct Circuitry: ParsableCommand {
             Corpus.self,
             Tokenizer.self,
             Tasks.self,
+            RunCommand.self,
+            CoordinatorCommand.self,
+            WorkerCommand.self,
+            StatusCommand.self,
+            ResumeCommand.self,
+            RetryCommand.self,
+            ReportCommand.self,
+            ShardCommand.self,
+            Prune.self,
+            Train.self,
         ]
     )
 }

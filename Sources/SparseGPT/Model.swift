@@ -1,0 +1,463 @@
+import COpenBLAS
+import Foundation
+
+/// One node location's activations: `value` after AbsTopK (before ablation), the keep mask, and
+/// the ablated value (allocated on first use).
+final class Site {
+    let value: FloatBuffer
+    let keep: ByteBuffer
+    var ablated: FloatBuffer?
+    init(count: Int) {
+        value = FloatBuffer(count: count)
+        keep = ByteBuffer(count: count)
+    }
+}
+
+/// Activations of one transformer block for a (batch, length) shape.
+final class BlockActivations {
+    let rstd1, rstd2: FloatBuffer
+    let attnIn, qkv, attnOut, mlpIn, mlpNeuron, mlpOut: Site
+    let attnY, probs, residMid, fcPre, geluTanh: FloatBuffer
+
+    init(rows: Int, probsCount: Int, d: Int) {
+        rstd1 = FloatBuffer(count: rows); rstd2 = FloatBuffer(count: rows)
+        attnIn = Site(count: rows * d); qkv = Site(count: rows * 3 * d); attnOut = Site(count: rows * d)
+        mlpIn = Site(count: rows * d); mlpNeuron = Site(count: rows * 4 * d); mlpOut = Site(count: rows * d)
+        attnY = FloatBuffer(count: rows * d); probs = FloatBuffer(count: probsCount)
+        residMid = FloatBuffer(count: rows * d); fcPre = FloatBuffer(count: rows * 4 * d)
+        geluTanh = FloatBuffer(count: rows * 4 * d)
+    }
+}
+
+/// The weight-sparse GPT of SPEC 2 with its forward and backward passes over flat buffers.
+///
+/// Usage: `forward(tokens:batch:length:ablation:)` fills `logits` (batch x length x vocab);
+/// `crossEntropy(targets:)` gives the mean next-token loss and its dLogits;
+/// `backward(dLogits:parameterGradients:)` fills `gradients` (when asked: pruning skips them) and,
+/// when the forward had an ablation, `nodeMaskGradient` (d loss / d mask per node, summed over rows).
+/// Results are deterministic for a fixed thread count.
+public final class GPT {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public let nodes: NodeLayout
+    /// All parameters, flat, in `layout` order (PyTorch layout per tensor).
+    public let parameters: FloatBuffer
+    /// Gradients of the last backward with `parameterGradients: true`, in `layout` order.
+    public let gradients: FloatBuffer
+    /// Threads for the model's own loops (attention, AbsTopK) and for OpenBLAS.
+    public private(set) var threads: Int
+
+    public private(set) var batch = 0
+    public private(set) var length = 0
+    private var capacityRows = 0
+    private var capacityProbs = 0
+    private var tokens: [Int32] = []
+    private var blocks: [BlockActivations] = []
+    private var residuals: [FloatBuffer] = []
+    private var finalAblated: FloatBuffer?
+    private var rstdF = FloatBuffer(count: 0)
+    private var lnfOut = FloatBuffer(count: 0)
+    /// Logits of the last forward, batch x length x vocab.
+    public private(set) var logits = FloatBuffer(count: 0)
+    /// dLogits of the last `crossEntropy`.
+    public private(set) var dLogits = FloatBuffer(count: 0)
+    private var dResid = FloatBuffer(count: 0), dA = FloatBuffer(count: 0), dY = FloatBuffer(count: 0)
+    private var dWide = FloatBuffer(count: 0), dQKV = FloatBuffer(count: 0)
+    private var scratch = FloatBuffer(count: 0)
+    private var selection: [SelectionScratch] = []
+    private var ablation: NodeAblation?
+    private var nodeGradientSums: [Double] = []
+    /// Whether products with sparse weights and sparse activations skip zeros (otherwise all run
+    /// as dense sgemm); results agree to float rounding.
+    public var useSparseKernels = true
+    /// Per layer: compressed c_attn, attn.c_proj, c_fc, mlp.c_proj for the current forward, where sparse enough.
+    private(set) var sparseWeights: [[SparseMatrix?]] = []
+    private var sparseStore: [[SparseMatrix]] = []
+    private var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    /// A product runs sparse when (weight density) x (activation density) is at most this.
+    static let sparseProductCutoff = 1.0 / 16
+    /// d loss / d mask of the last backward after an ablated forward (global node order).
+    public private(set) var nodeMaskGradient: [Float] = []
+
+    /// A model with the SPEC 2 initialisation drawn from `seed`.
+    public convenience init(config: ModelConfig, seed: UInt64, threads: Int = 1) throws {
+        try self.init(config: config, parameters: initialParameters(config, seed: seed), threads: threads)
+    }
+
+    /// A model with the given flat parameters (in `ParameterLayout(config)` order).
+    public init(config: ModelConfig, parameters values: [Float], threads: Int = 1) throws {
+        try config.validate()
+        self.config = config
+        layout = ParameterLayout(config)
+        nodes = NodeLayout(config)
+        guard values.count == layout.count else {
+            throw SparseGPTError.badInput("\(values.count) parameter values for a model of \(layout.count)")
+        }
+        parameters = FloatBuffer(values)
+        gradients = FloatBuffer(count: layout.count)
+        self.threads = max(1, threads)
+        setThreads(self.threads)
+    }
+
+    deinit { activeInputs.deallocate() }
+
+    /// Sets the thread count of the model's loops and of OpenBLAS (a process-wide setting).
+    public func setThreads(_ n: Int) {
+        threads = max(1, n)
+        openblas_set_num_threads(Int32(threads))
+        capacityRows = 0     // per-thread scratch is sized at the next forward
+        capacityProbs = 0
+    }
+
+    /// The values of parameter `name` (a copy).
+    public func tensor(_ name: String) -> [Float]? {
+        guard let t = layout.tensor(named: name) else { return nil }
+        return Array(UnsafeBufferPointer(start: parameters.pointer + t.offset, count: t.count))
+    }
+
+    /// Overwrites parameter `name` with `values` (its element count must match).
+    public func setTensor(_ name: String, _ values: [Float]) throws {
+        guard let t = layout.tensor(named: name) else { throw SparseGPTError.badInput("no parameter named \(name)") }
+        guard values.count == t.count else {
+            throw SparseGPTError.badInput("parameter \(name) has \(t.count) values, got \(values.count)")
+        }
+        values.withUnsafeBufferPointer { (parameters.pointer + t.offset).update(from: $0.baseAddress!, count: t.count) }
+    }
+
+    /// The gradient of parameter `name` from the last backward (a copy).
+    public func gradient(_ name: String) -> [Float]? {
+        guard let t = layout.tensor(named: name) else { return nil }
+        return Array(UnsafeBufferPointer(start: gradients.pointer + t.offset, count: t.count))
+    }
+
+    private func reserve(batch: Int, length: Int) {
+        let rows = batch * length, probsCount = batch * config.nHead * length * length
+        if rows <= capacityRows && probsCount <= capacityProbs { return }
+        capacityRows = max(rows, capacityRows)
+        capacityProbs = max(probsCount, capacityProbs)
+        let d = config.dModel, n = capacityRows
+        blocks = (0..<config.nLayer).map { _ in BlockActivations(rows: n, probsCount: capacityProbs, d: d) }
+        residuals = (0...config.nLayer).map { _ in FloatBuffer(count: n * d) }
+        finalAblated = nil
+        rstdF = FloatBuffer(count: n); lnfOut = FloatBuffer(count: n * d)
+        logits = FloatBuffer(count: n * config.vocab); dLogits = FloatBuffer(count: n * config.vocab)
+        dResid = FloatBuffer(count: n * d); dA = FloatBuffer(count: n * d); dY = FloatBuffer(count: n * d)
+        dWide = FloatBuffer(count: n * 4 * d); dQKV = FloatBuffer(count: n * 3 * d)
+        scratch = FloatBuffer(count: max(threads, 1) * config.context)
+        selection = (0..<threads).map { _ in SelectionScratch(capacity: 4 * d) }
+        activeInputs.deallocate()
+        activeInputs = .allocate(capacity: threads * 4 * d)
+    }
+
+    // MARK: forward
+
+    /// Runs the model on `tokens` (batch x length, row-major, each in 0..<vocab, length <= context).
+    /// Right-padded prompts are fine: the model is causal. With `ablation`, every node location is
+    /// mean-ablated after its AbsTopK (value = m x + (1 - m) mean).
+    public func forward(tokens input: [Int32], batch: Int, length: Int, ablation: NodeAblation? = nil) throws {
+        guard batch >= 1, length >= 1 else { throw SparseGPTError.badInput("batch \(batch) and length \(length) must be positive") }
+        guard length <= config.context else {
+            throw SparseGPTError.badInput("sequence length \(length) exceeds the model's context \(config.context)")
+        }
+        guard input.count == batch * length else {
+            throw SparseGPTError.badInput("\(input.count) tokens for batch \(batch) x length \(length)")
+        }
+        if let bad = input.firstIndex(where: { $0 < 0 || Int($0) >= config.vocab }) {
+            throw SparseGPTError.badInput("token \(input[bad]) at index \(bad) is outside the vocabulary 0..<\(config.vocab)")
+        }
+        if let ablation {
+            guard ablation.mask.count == nodes.count, ablation.mean.count == nodes.count else {
+                throw SparseGPTError.badInput("ablation has \(ablation.mask.count) masks and \(ablation.mean.count) means for \(nodes.count) nodes")
+            }
+        }
+        reserve(batch: batch, length: length)
+        self.batch = batch
+        self.length = length
+        self.tokens = input
+        self.ablation = ablation
+        runForward()
+    }
+
+    /// AbsTopK over segments of `segment` entries, then the ablation over rows of `width` channels
+    /// starting at node `nodeOffset`. Returns the site's output.
+    private func finish(_ site: Site, rows: Int, width: Int, segment: Int, nodeOffset: Int) -> UnsafeMutablePointer<Float> {
+        let k = keptCount(config.afrac, segment)
+        if k < segment {
+            absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
+                           scratch: selection, threads: threads)
+        }
+        guard let ablation else { return site.value.pointer }
+        if site.ablated == nil || site.ablated!.count < site.value.count { site.ablated = FloatBuffer(count: site.value.count) }
+        applyAblation(site.ablated!.pointer, site.value.pointer, rows: rows, width: width, nodeOffset: nodeOffset, ablation)
+        return site.ablated!.pointer
+    }
+
+    private func applyAblation(_ out: FloatPointer, _ x: UnsafePointer<Float>, rows: Int, width: Int, nodeOffset: Int, _ a: NodeAblation) {
+        a.mask.withUnsafeBufferPointer { m in
+            a.mean.withUnsafeBufferPointer { mu in
+                let mp = m.baseAddress! + nodeOffset, mup = mu.baseAddress! + nodeOffset
+                for r in 0..<rows {
+                    let o = out + r * width, xr = x + r * width
+                    for c in 0..<width { o[c] = mp[c] * xr[c] + (1 - mp[c]) * mup[c] }
+                }
+            }
+        }
+    }
+
+    /// Compresses the block matrices whose products are sparse enough to skip zeros.
+    private func prepareSparseWeights() {
+        let c = config, d = c.dModel
+        let activationDensity = keptCount(c.afrac, d) < d ? c.afrac : 1
+        if sparseStore.isEmpty {
+            sparseStore = (0..<c.nLayer).map { _ in
+                [SparseMatrix(rows: 3 * d, cols: d), SparseMatrix(rows: d, cols: d), SparseMatrix(rows: 4 * d, cols: d), SparseMatrix(rows: d, cols: 4 * d)]
+            }
+        }
+        sparseWeights = (0..<c.nLayer).map { l in
+            let w = layout.layer(l)
+            return [w.cAttn, w.attnProj, w.cFc, w.mlpProj].enumerated().map { (m, offset) -> SparseMatrix? in
+                let matrix = sparseStore[l][m]
+                let p = parameters.pointer + offset
+                let density = Double(SparseMatrix.countNonzero(p, matrix.rows * matrix.cols)) / Double(matrix.rows * matrix.cols)
+                guard useSparseKernels && density * activationDensity <= GPT.sparseProductCutoff else { return nil }
+                matrix.rebuild(from: p)
+                return matrix
+            }
+        }
+    }
+
+    /// out = input @ W^T, skipping zeros when W is compressed.
+    private func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
+                        outFeatures: Int, sparse: SparseMatrix?) {
+        if let sparse {
+            sparseProduct(out, outWidth: outFeatures, input, inWidth: inFeatures, rows: rows, start: sparse.colStart,
+                          index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
+        } else {
+            linearForward(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        }
+    }
+
+    /// dInput = dOut @ W (skipping zeros when W is compressed) and dWeight += dOut^T @ input (dense: Adam needs all of it).
+    private func linearGrad(dInput: FloatPointer, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
+                            weight offset: Int, rows: Int, inFeatures: Int, outFeatures: Int, sparse: SparseMatrix?) {
+        if let sparse {
+            sparseProduct(dInput, outWidth: inFeatures, dOut, inWidth: outFeatures, rows: rows, start: sparse.rowStart,
+                          index: sparse.rowIndex, value: sparse.rowValue, indices: activeInputs, threads: threads)
+        }
+        linearBackward(dInput: sparse == nil ? dInput : nil, dWeight: dWeight, dOut: dOut, input, weight: parameters.pointer + offset,
+                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+    }
+
+    private func runForward() {
+        let c = config, d = c.dModel, rows = batch * length
+        let P = parameters.pointer
+        prepareSparseWeights()
+        tokens.withUnsafeBufferPointer { t in
+            embeddingForward(residuals[0].pointer, tokens: t.baseAddress!, wte: P + layout.wte, wpe: P + layout.wpe,
+                             batch: batch, length: length, d: d)
+        }
+        for l in 0..<c.nLayer {
+            let w = layout.layer(l), a = blocks[l]
+            let x = residuals[l].pointer
+            rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d)
+            let h1 = finish(a.attnIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnIn))
+            let sw = sparseWeights[l]
+            linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
+            let qkv = finish(a.qkv, rows: rows, width: 3 * d, segment: d, nodeOffset: nodes.offset(layer: l, .q))
+            attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, batch: batch, length: length, d: d,
+                             dHead: c.dHead, threads: threads)
+            linearForward(a.attnOut.value.pointer, a.attnY.pointer, weight: P + w.attnProj, rows: rows, inFeatures: d, outFeatures: d)
+            let ao = finish(a.attnOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnOut))
+            let x2 = a.residMid.pointer
+            for i in 0..<rows * d { x2[i] = x[i] + ao[i] }
+            rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d)
+            let h2 = finish(a.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
+            linear(a.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+            geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d)
+            let hn = finish(a.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
+            linear(a.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
+            let mo = finish(a.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
+            let out = residuals[l + 1].pointer
+            for i in 0..<rows * d { out[i] = x2[i] + mo[i] }
+        }
+        let xf = finalInput
+        rmsnormForward(lnfOut.pointer, rstd: rstdF.pointer, xf, gain: P + layout.lnF, rows: rows, d: d)
+        linearForward(logits.pointer, lnfOut.pointer, weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab)
+    }
+
+    /// The residual read by ln_f: the last residual, mean-ablated at final_resid when ablating.
+    private var finalInput: UnsafeMutablePointer<Float> {
+        let rows = batch * length, d = config.dModel
+        let last = residuals[config.nLayer]
+        guard let ablation else { return last.pointer }
+        if finalAblated == nil { finalAblated = FloatBuffer(count: last.count) }
+        applyAblation(finalAblated!.pointer, last.pointer, rows: rows, width: d, nodeOffset: nodes.finalResidOffset, ablation)
+        return finalAblated!.pointer
+    }
+
+    /// Mean next-token cross-entropy of the last forward's logits against `targets` (batch x length);
+    /// also fills `dLogits` with its gradient.
+    public func crossEntropy(targets: [Int32]) throws -> Float {
+        let rows = batch * length
+        guard targets.count == rows else { throw SparseGPTError.badInput("\(targets.count) targets for \(rows) positions") }
+        if let bad = targets.firstIndex(where: { $0 < 0 || Int($0) >= config.vocab }) {
+            throw SparseGPTError.badInput("target \(targets[bad]) at index \(bad) is outside the vocabulary 0..<\(config.vocab)")
+        }
+        return targets.withUnsafeBufferPointer {
+            SparseGPT.crossEntropy(logits: logits.pointer, targets: $0.baseAddress!, rows: rows, vocab: config.vocab, dLogits: dLogits.pointer)
+        }
+    }
+
+    /// Column sums (float64) of every node's value over all rows of the last forward, added to `sums`
+    /// (global node order): the values after AbsTopK and before any ablation, as the reference's node_means.
+    public func accumulateNodeSums(into sums: inout [Double]) {
+        precondition(sums.count == nodes.count, "node sums need \(nodes.count) entries")
+        let rows = batch * length, d = config.dModel
+        func add(_ x: UnsafePointer<Float>, width: Int, offset: Int) {
+            sums.withUnsafeMutableBufferPointer { s in
+                for r in 0..<rows {
+                    let xr = x + r * width
+                    for c in 0..<width { s[offset + c] += Double(xr[c]) }
+                }
+            }
+        }
+        for l in 0..<config.nLayer {
+            let a = blocks[l]
+            add(a.attnIn.value.pointer, width: d, offset: nodes.offset(layer: l, .attnIn))
+            add(a.qkv.value.pointer, width: 3 * d, offset: nodes.offset(layer: l, .q))
+            add(a.attnOut.value.pointer, width: d, offset: nodes.offset(layer: l, .attnOut))
+            add(a.mlpIn.value.pointer, width: d, offset: nodes.offset(layer: l, .mlpIn))
+            add(a.mlpNeuron.value.pointer, width: 4 * d, offset: nodes.offset(layer: l, .mlpNeuron))
+            add(a.mlpOut.value.pointer, width: d, offset: nodes.offset(layer: l, .mlpOut))
+        }
+        add(residuals[config.nLayer].pointer, width: d, offset: nodes.finalResidOffset)
+    }
+
+    /// Per-node means over all positions of `sequences` (count x length tokens), unablated model,
+    /// float64 accumulation, run in batches of `batch` sequences (the reference's node_means).
+    public func nodeMeans(sequences: [Int32], count: Int, length: Int, batch: Int = 64) throws -> [Float] {
+        guard count >= 1, sequences.count == count * length else {
+            throw SparseGPTError.badInput("\(sequences.count) tokens for \(count) sequences of length \(length)")
+        }
+        var sums = [Double](repeating: 0, count: nodes.count)
+        var start = 0
+        while start < count {
+            let n = min(batch, count - start)
+            try forward(tokens: Array(sequences[start * length..<(start + n) * length]), batch: n, length: length)
+            accumulateNodeSums(into: &sums)
+            start += n
+        }
+        let total = Double(count * length)
+        return sums.map { Float($0 / total) }
+    }
+
+    // MARK: backward
+
+    /// Backward of the last forward from `dLogits` (batch x length x vocab; may be zero except at a few
+    /// positions). With `parameterGradients`, `gradients` is overwritten with d loss / d parameters;
+    /// without, only activation gradients run (pruning). After an ablated forward `nodeMaskGradient` holds
+    /// d loss / d mask per node.
+    public func backward(dLogits input: [Float], parameterGradients: Bool) throws {
+        let rows = batch * length
+        guard rows > 0 else { throw SparseGPTError.badInput("backward before any forward") }
+        guard input.count == rows * config.vocab else {
+            throw SparseGPTError.badInput("dLogits has \(input.count) values, expected \(rows * config.vocab)")
+        }
+        input.withUnsafeBufferPointer { dLogits.pointer.update(from: $0.baseAddress!, count: input.count) }
+        runBackward(parameterGradients: parameterGradients)
+    }
+
+    /// Backward from the `dLogits` buffer that `crossEntropy(targets:)` filled.
+    public func backwardFromLoss(parameterGradients: Bool = true) {
+        precondition(batch * length > 0, "backward before any forward")
+        runBackward(parameterGradients: parameterGradients)
+    }
+
+    /// Ablation and AbsTopK backward of one site, in place on grad: d mask accumulates
+    /// sum grad * (x - mean), then grad *= mask, then grad *= keep.
+    private func siteBackward(_ grad: FloatPointer, value: UnsafePointer<Float>, keep: UnsafePointer<UInt8>?, rows: Int, width: Int,
+                              nodeOffset: Int) {
+        if let ablation {
+            ablation.mask.withUnsafeBufferPointer { m in
+                ablation.mean.withUnsafeBufferPointer { mu in
+                    nodeGradientSums.withUnsafeMutableBufferPointer { s in
+                        let mp = m.baseAddress! + nodeOffset, mup = mu.baseAddress! + nodeOffset, sp = s.baseAddress! + nodeOffset
+                        for r in 0..<rows {
+                            let g = grad + r * width, x = value + r * width
+                            for c in 0..<width {
+                                sp[c] += Double(g[c] * (x[c] - mup[c]))
+                                g[c] *= mp[c]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let keep { absTopKBackward(grad, keep: keep, count: rows * width) }
+    }
+
+    private func runBackward(parameterGradients: Bool) {
+        let c = config, d = c.dModel, rows = batch * length
+        let P = parameters.pointer
+        let G: FloatPointer? = parameterGradients ? gradients.pointer : nil
+        if parameterGradients { gradients.zero() }
+        if ablation != nil { nodeGradientSums = [Double](repeating: 0, count: nodes.count) }
+        func g(_ offset: Int) -> FloatPointer? { G.map { $0 + offset } }
+        let sparseActivations = keptCount(c.afrac, d) < d
+        let neuronTopK = keptCount(c.afrac, 4 * d) < 4 * d
+
+        linearBackward(dInput: dA.pointer, dWeight: g(layout.lmHead), dOut: dLogits.pointer, lnfOut.pointer,
+                       weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab)
+        let dR = dResid.pointer
+        dResid.zero()
+        let xf = ablation == nil ? residuals[c.nLayer].pointer : finalAblated!.pointer
+        rmsnormBackward(dX: dR, dGain: g(layout.lnF), dOut: dA.pointer, xf, rstd: rstdF.pointer, gain: P + layout.lnF, rows: rows, d: d)
+        if ablation != nil {
+            siteBackward(dR, value: residuals[c.nLayer].pointer, keep: nil, rows: rows, width: d, nodeOffset: nodes.finalResidOffset)
+        }
+        for l in stride(from: c.nLayer - 1, through: 0, by: -1) {
+            let w = layout.layer(l), a = blocks[l]
+            func out(_ s: Site) -> FloatPointer { ablation == nil ? s.value.pointer : s.ablated!.pointer }
+            // MLP
+            let dOut = dA.pointer
+            dOut.update(from: dR, count: rows * d)
+            siteBackward(dOut, value: a.mlpOut.value.pointer, keep: sparseActivations ? a.mlpOut.keep.pointer : nil,
+                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
+            let sw = sparseWeights[l]
+            linearGrad(dInput: dWide.pointer, dWeight: g(w.mlpProj), dOut: dOut, out(a.mlpNeuron), weight: w.mlpProj,
+                       rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
+            siteBackward(dWide.pointer, value: a.mlpNeuron.value.pointer, keep: neuronTopK ? a.mlpNeuron.keep.pointer : nil,
+                         rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
+            geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d)
+            linearGrad(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: w.cFc,
+                       rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+            siteBackward(dA.pointer, value: a.mlpIn.value.pointer, keep: sparseActivations ? a.mlpIn.keep.pointer : nil,
+                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
+            rmsnormBackward(dX: dR, dGain: g(w.ln2), dOut: dA.pointer, a.residMid.pointer, rstd: a.rstd2.pointer, gain: P + w.ln2,
+                            rows: rows, d: d)
+            // attention
+            dA.pointer.update(from: dR, count: rows * d)
+            siteBackward(dA.pointer, value: a.attnOut.value.pointer, keep: sparseActivations ? a.attnOut.keep.pointer : nil,
+                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnOut))
+            linearGrad(dInput: dY.pointer, dWeight: g(w.attnProj), dOut: dA.pointer, a.attnY.pointer, weight: w.attnProj,
+                       rows: rows, inFeatures: d, outFeatures: d, sparse: sw[1])
+            attentionBackward(dQKV: dQKV.pointer, dOut: dY.pointer, probs: a.probs.pointer, qkv: out(a.qkv), batch: batch,
+                              length: length, d: d, dHead: c.dHead, threads: threads, scratch: scratch.pointer)
+            siteBackward(dQKV.pointer, value: a.qkv.value.pointer, keep: sparseActivations ? a.qkv.keep.pointer : nil,
+                         rows: rows, width: 3 * d, nodeOffset: nodes.offset(layer: l, .q))
+            linearGrad(dInput: dA.pointer, dWeight: g(w.cAttn), dOut: dQKV.pointer, out(a.attnIn), weight: w.cAttn,
+                       rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
+            siteBackward(dA.pointer, value: a.attnIn.value.pointer, keep: sparseActivations ? a.attnIn.keep.pointer : nil,
+                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnIn))
+            rmsnormBackward(dX: dR, dGain: g(w.ln1), dOut: dA.pointer, residuals[l].pointer, rstd: a.rstd1.pointer, gain: P + w.ln1,
+                            rows: rows, d: d)
+        }
+        if let G {
+            tokens.withUnsafeBufferPointer { t in
+                embeddingBackward(dWte: G + layout.wte, dWpe: G + layout.wpe, dOut: dR, tokens: t.baseAddress!,
+                                  batch: batch, length: length, d: d)
+            }
+        }
+        if ablation != nil { nodeMaskGradient = nodeGradientSums.map { Float($0) } }
+    }
+}

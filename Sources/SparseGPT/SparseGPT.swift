@@ -1,1 +1,0 @@
-// SparseGPT: see DESIGN in README.md for this module's job.

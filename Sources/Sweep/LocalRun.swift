@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+
+/// The running binary, for spawning workers and shard processes.
+public func currentExecutable() -> URL {
+    if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        return URL(fileURLWithPath: path)
+    }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+}
+
+/// Set by SIGINT/SIGTERM; loops that own children check it and clean up.
+public enum StopSignal {
+    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+
+    public static func install() {
+        signal(SIGINT) { _ in StopSignal.flag = 1 }
+        signal(SIGTERM) { _ in StopSignal.flag = 1 }
+    }
+
+    public static var received: Bool { flag != 0 }
+}
+
+/// `circuitry run` and `circuitry resume`: a coordinator in this process plus
+/// local worker processes, with a live progress display.
+public final class LocalSweep {
+    public struct Options {
+        public var runDirectory: URL
+        public var workers: Int
+        public var slotsPerWorker = 1
+        public var bind = "tcp://127.0.0.1:*"
+        public var executable = currentExecutable()
+        /// Redraw the display in place (a terminal) or print a line per change.
+        public var interactive = isatty(STDOUT_FILENO) != 0
+        public var output: (String) -> Void = { print($0); fflush(stdout) }
+
+        public init(runDirectory: URL, workers: Int) {
+            self.runDirectory = runDirectory
+            self.workers = workers
+        }
+    }
+
+    private let options: Options
+    private var workerProcesses: [Process] = []
+
+    public init(options: Options) { self.options = options }
+
+    /// Runs until every shard is done or failed; returns the final counts.
+    public func run() throws -> StateCounts {
+        var logger = Logger(label: "coordinator")
+        logger.logLevel = .error
+        let coordinator = try Coordinator(runDirectory: options.runDirectory, bind: options.bind, logger: logger)
+        defer { stopWorkers() }
+        let started = Date().timeIntervalSince1970
+        let doneAtStart = try coordinator.store.read { try $0.counts().done }
+        var nextDisplay = 0.0
+        var lastLine = ""
+        while !StopSignal.received {
+            try coordinator.step(timeout: 100)
+            let now = Date().timeIntervalSince1970
+            guard now >= nextDisplay else { continue }
+            nextDisplay = now + 1
+            keepWorkersRunning(endpoint: coordinator.endpoint)
+            let counts = try coordinator.store.read { try $0.counts() }
+            let running = try coordinator.store.read { try $0.shards(states: [.leased]) }
+            let display = render(counts: counts, running: running, elapsed: now - started,
+                                 doneSinceStart: counts.done - doneAtStart)
+            if options.interactive {
+                options.output("\u{1B}[H\u{1B}[2J" + display)
+            } else if display.split(separator: "\n").first.map(String.init) != lastLine {
+                lastLine = display.split(separator: "\n").first.map(String.init) ?? ""
+                options.output(lastLine)
+            }
+            if counts.finished { return counts }
+        }
+        throw SweepError("stopped by a signal; continue with `circuitry resume \(options.runDirectory.path)`")
+    }
+
+    private func render(counts: StateCounts, running: [ShardStatus], elapsed: Double, doneSinceStart: Int) -> String {
+        let remaining = counts.pending + counts.leased
+        var eta = "-"
+        if doneSinceStart > 0, remaining > 0 {
+            eta = formatDuration(elapsed / Double(doneSinceStart) * Double(remaining))
+        }
+        var lines = ["\(counts.done)/\(counts.total) done, \(counts.failed) failed, \(counts.leased) running, "
+            + "\(counts.pending) pending; elapsed \(formatDuration(elapsed)), ETA \(eta)"]
+        for shard in running {
+            let step = shard.step.map { "step \($0)/\(shard.totalSteps ?? 0)" } ?? "starting"
+            let loss = shard.loss.map { String(format: " loss %.4f", $0) } ?? ""
+            lines.append("  \(shard.id): \(step)\(loss)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Starts local workers, and replaces any that died.
+    private func keepWorkersRunning(endpoint: String) {
+        workerProcesses.removeAll { !$0.isRunning }
+        while workerProcesses.count < options.workers {
+            let process = Process()
+            process.executableURL = options.executable
+            let name = "local-\(ProcessInfo.processInfo.processIdentifier)-\(workerProcesses.count)-\(UInt32.random(in: 0...UInt32.max))"
+            process.arguments = ["worker", "--connect", endpoint, "--slots", "\(options.slotsPerWorker)", "--name", name,
+                                 "--cache", options.runDirectory.appendingPathComponent("worker-cache").path,
+                                 "--work-dir", options.runDirectory.appendingPathComponent("work/\(name)").path]
+            let log = options.runDirectory.appendingPathComponent("logs/\(name).log")
+            try? FileManager.default.createDirectory(at: log.deletingLastPathComponent(), withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.standardOutput = try? FileHandle(forWritingTo: log)
+            process.standardError = process.standardOutput
+            do {
+                try process.run()
+                workerProcesses.append(process)
+            } catch {
+                options.output("could not start a local worker: \(error)")
+                return
+            }
+        }
+    }
+
+    private func stopWorkers() {
+        for process in workerProcesses where process.isRunning { process.terminate() }
+        for process in workerProcesses { process.waitUntilExit() }
+        workerProcesses.removeAll()
+    }
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    let total = Int(seconds.rounded())
+    return total >= 3600 ? String(format: "%dh%02dm", total / 3600, total % 3600 / 60)
+        : String(format: "%dm%02ds", total / 60, total % 60)
+}

@@ -1,0 +1,466 @@
+import Foundation
+import GRDB
+
+public enum ShardState: String, Codable {
+    case pending, leased, done, failed
+}
+
+/// A shard handed to a worker.
+public struct Lease: Codable, Equatable {
+    public var shard: String
+    public var attempt: Int
+    public var kind: String
+    public var params: String
+    /// Output artifacts of the dependencies, keyed `<dependency kind>.<output name>`.
+    public var inputs: [String: ArtifactRef]
+    /// The latest intermediate checkpoint of an earlier attempt, to continue from.
+    public var resume: ArtifactRef?
+    public var resumeStep: Int?
+}
+
+public struct ArtifactRef: Codable, Equatable, Hashable {
+    public var hash: String
+    public var size: Int
+}
+
+/// What became of a result or failure report.
+public enum ReportOutcome: Equatable {
+    case recorded
+    /// The attempt is no longer the shard's lease (a late or duplicate report).
+    case stale
+    /// The result names artifacts the store does not have yet.
+    case missingArtifacts([String])
+}
+
+public enum FailureOutcome: Equatable {
+    case retrying(notBefore: Double)
+    case failed
+    case stale
+}
+
+/// One row of `circuitry status`.
+public struct ShardStatus: Codable, Equatable {
+    public var id: String
+    public var kind: String
+    public var state: ShardState
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var worker: String?
+    public var step: Int?
+    public var totalSteps: Int?
+    public var loss: Double?
+    public var error: String?
+    public var logTail: String?
+    public var summary: String?
+}
+
+public struct StateCounts: Codable, Equatable {
+    public var pending = 0, leased = 0, done = 0, failed = 0
+    public var total: Int { pending + leased + done + failed }
+    public var finished: Bool { pending == 0 && leased == 0 }
+}
+
+/// The coordinator's store: SQLite in WAL mode. Every state change happens in
+/// a write transaction that commits before anyone is told about it.
+public final class Store {
+    public let url: URL
+    let queue: DatabaseQueue
+
+    public static func path(inRunDirectory runDirectory: URL) -> URL {
+        runDirectory.appendingPathComponent("store.sqlite")
+    }
+
+    /// Opens (creating if needed) the store of a run directory.
+    public init(runDirectory: URL, readOnly: Bool = false) throws {
+        url = Store.path(inRunDirectory: runDirectory)
+        var configuration = Configuration()
+        configuration.readonly = readOnly
+        configuration.busyMode = .timeout(10)
+        if readOnly {
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw SweepError("no sweep store at \(url.path)")
+            }
+        } else {
+            try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                // In WAL mode NORMAL keeps every commit across a process kill; only
+                // a power loss can drop the latest transactions.
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+        }
+        queue = try DatabaseQueue(path: url.path, configuration: configuration)
+        if !readOnly { try Store.migrator.migrate(queue) }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE sweep (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    name TEXT NOT NULL, spec TEXT NOT NULL, created_at REAL NOT NULL);
+                CREATE TABLE shards (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,
+                    params TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    waiting_on INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    max_attempts INTEGER NOT NULL,
+                    not_before REAL NOT NULL DEFAULT 0,
+                    lease_owner TEXT, lease_attempt INTEGER, lease_expiry REAL,
+                    last_error TEXT, log_tail TEXT,
+                    progress_step INTEGER, progress_total INTEGER, progress_loss REAL,
+                    resume_hash TEXT, resume_size INTEGER, resume_step INTEGER,
+                    updated_at REAL NOT NULL);
+                CREATE INDEX shards_ready ON shards(state, waiting_on, seq);
+                CREATE TABLE dependencies (
+                    needs_seq INTEGER NOT NULL, shard_seq INTEGER NOT NULL,
+                    PRIMARY KEY (needs_seq, shard_seq)) WITHOUT ROWID;
+                CREATE INDEX dependencies_of ON dependencies(shard_seq);
+                CREATE TABLE attempts (
+                    shard_seq INTEGER NOT NULL, attempt INTEGER NOT NULL,
+                    worker TEXT, started_at REAL NOT NULL, ended_at REAL,
+                    outcome TEXT, error TEXT,
+                    PRIMARY KEY (shard_seq, attempt)) WITHOUT ROWID;
+                CREATE TABLE results (
+                    shard_seq INTEGER PRIMARY KEY, attempt INTEGER NOT NULL,
+                    summary TEXT NOT NULL, recorded_at REAL NOT NULL);
+                CREATE TABLE outputs (
+                    shard_seq INTEGER NOT NULL, name TEXT NOT NULL, hash TEXT NOT NULL,
+                    PRIMARY KEY (shard_seq, name)) WITHOUT ROWID;
+                CREATE TABLE artifacts (
+                    hash TEXT PRIMARY KEY, size INTEGER NOT NULL, kind TEXT NOT NULL,
+                    created_at REAL NOT NULL) WITHOUT ROWID;
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL,
+                    shard TEXT, event TEXT NOT NULL, detail TEXT);
+                """)
+        }
+        return migrator
+    }
+
+    /// Runs `body` in one write transaction.
+    public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        try queue.write { db in try body(StoreTransaction(db: db)) }
+    }
+
+    public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        try queue.read { db in try body(StoreTransaction(db: db)) }
+    }
+}
+
+/// The store's operations, inside a transaction.
+public struct StoreTransaction {
+    let db: Database
+
+    // MARK: the sweep and its plan
+
+    public func hasSweep() throws -> Bool {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM sweep")! > 0
+    }
+
+    public func sweepSpec() throws -> SweepSpec {
+        guard let text = try String.fetchOne(db, sql: "SELECT spec FROM sweep WHERE id = 1") else {
+            throw SweepError("the store holds no sweep")
+        }
+        return try JSONDecoder().decode(SweepSpec.self, from: Data(text.utf8))
+    }
+
+    /// Records the sweep and its planned shards, all pending.
+    public func createSweep(_ spec: SweepSpec, shards: [PlannedShard], now: Double) throws {
+        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        try db.execute(sql: "INSERT INTO sweep (id, name, spec, created_at) VALUES (1, ?, ?, ?)",
+                       arguments: [spec.name, specJSON, now])
+        try insertShards(shards.map { ($0.id, $0.kind, $0.params.encoded(), $0.dependencies) },
+                         maxAttempts: spec.retries.maxAttempts, now: now)
+        try log(nil, "sweep_created", "\(shards.count) shards", now: now)
+    }
+
+    /// Inserts shards in plan order; dependencies must come earlier in the list or already be stored.
+    public func insertShards(_ shards: [(id: String, kind: String, params: String, dependencies: [String])],
+                             maxAttempts: Int, now: Double) throws {
+        let insert = try db.makeStatement(sql: """
+            INSERT INTO shards (id, kind, params, state, waiting_on, max_attempts, updated_at)
+            VALUES (?, ?, ?, 'pending', ?, ?, ?)
+            """)
+        let link = try db.makeStatement(sql: """
+            INSERT INTO dependencies (needs_seq, shard_seq) SELECT seq, ? FROM shards WHERE id = ?
+            """)
+        for shard in shards {
+            try insert.execute(arguments: [shard.id, shard.kind, shard.params, shard.dependencies.count, maxAttempts, now])
+            let seq = db.lastInsertedRowID
+            for dependency in shard.dependencies {
+                try link.execute(arguments: [seq, dependency])
+                if db.changesCount != 1 {
+                    throw SweepError("shard \(shard.id) depends on unknown shard \(dependency)")
+                }
+            }
+        }
+    }
+
+    // MARK: leases
+
+    /// Leases up to `count` ready shards to `owner`, in plan order.
+    public func lease(owner: String, count: Int, now: Double, expiry: Double) throws -> [Lease] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT seq, id, kind, params, attempts, resume_hash, resume_size, resume_step FROM shards
+            WHERE state = 'pending' AND waiting_on = 0 AND not_before <= ?
+            ORDER BY seq LIMIT ?
+            """, arguments: [now, count])
+        var leases: [Lease] = []
+        for row in rows {
+            let seq: Int64 = row["seq"]
+            let attempt = (row["attempts"] as Int) + 1
+            try db.execute(sql: """
+                UPDATE shards SET state = 'leased', attempts = ?, lease_owner = ?, lease_attempt = ?,
+                lease_expiry = ?, progress_step = NULL, progress_total = NULL, progress_loss = NULL, updated_at = ?
+                WHERE seq = ?
+                """, arguments: [attempt, owner, attempt, expiry, now, seq])
+            try db.execute(sql: "INSERT INTO attempts (shard_seq, attempt, worker, started_at) VALUES (?, ?, ?, ?)",
+                           arguments: [seq, attempt, owner, now])
+            var resume: ArtifactRef?
+            if let hash: String = row["resume_hash"] { resume = ArtifactRef(hash: hash, size: row["resume_size"]) }
+            leases.append(Lease(shard: row["id"], attempt: attempt, kind: row["kind"], params: row["params"],
+                                inputs: try inputs(ofShard: seq), resume: resume, resumeStep: row["resume_step"]))
+        }
+        return leases
+    }
+
+    private func inputs(ofShard seq: Int64) throws -> [String: ArtifactRef] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT s.kind, o.name, o.hash, a.size FROM dependencies d
+            JOIN shards s ON s.seq = d.needs_seq
+            JOIN outputs o ON o.shard_seq = d.needs_seq
+            JOIN artifacts a ON a.hash = o.hash
+            WHERE d.shard_seq = ?
+            """, arguments: [seq])
+        var inputs: [String: ArtifactRef] = [:]
+        for row in rows {
+            inputs["\(row["kind"] as String).\(row["name"] as String)"] = ArtifactRef(hash: row["hash"], size: row["size"])
+        }
+        return inputs
+    }
+
+    /// The shards leased now, as (shard, attempt, owner).
+    public func activeLeases() throws -> [(shard: String, attempt: Int, owner: String)] {
+        try Row.fetchAll(db, sql: "SELECT id, lease_attempt, lease_owner FROM shards WHERE state = 'leased'")
+            .map { ($0["id"], $0["lease_attempt"], $0["lease_owner"]) }
+    }
+
+    /// Hands a lease to a new owner (a worker that reconnected still running it).
+    public func adoptLease(shard: String, attempt: Int, owner: String, now: Double) throws -> Bool {
+        try db.execute(sql: """
+            UPDATE shards SET lease_owner = ?, updated_at = ? WHERE id = ? AND state = 'leased' AND lease_attempt = ?
+            """, arguments: [owner, now, shard, attempt])
+        guard db.changesCount == 1 else { return false }
+        try log(shard, "lease_adopted", "attempt \(attempt) by \(owner)", now: now)
+        return true
+    }
+
+    private func currentSeq(shard: String, attempt: Int) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT seq FROM shards WHERE id = ? AND state = 'leased' AND lease_attempt = ?",
+                           arguments: [shard, attempt])
+    }
+
+    // MARK: results and failures
+
+    /// Records the result of the leased attempt exactly once; anything else is stale.
+    public func recordResult(shard: String, attempt: Int, outputs: [String: String], summary: String,
+                             now: Double) throws -> ReportOutcome {
+        guard let seq = try currentSeq(shard: shard, attempt: attempt) else { return .stale }
+        let missing = try outputs.values.filter { try !hasArtifact($0) }
+        if !missing.isEmpty { return .missingArtifacts(missing.sorted()) }
+        try db.execute(sql: "INSERT INTO results (shard_seq, attempt, summary, recorded_at) VALUES (?, ?, ?, ?)",
+                       arguments: [seq, attempt, summary, now])
+        for (name, hash) in outputs {
+            try db.execute(sql: "INSERT INTO outputs (shard_seq, name, hash) VALUES (?, ?, ?)", arguments: [seq, name, hash])
+        }
+        try db.execute(sql: """
+            UPDATE shards SET state = 'done', lease_owner = NULL, lease_expiry = NULL, last_error = NULL,
+            updated_at = ? WHERE seq = ?
+            """, arguments: [now, seq])
+        try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'done' WHERE shard_seq = ? AND attempt = ?",
+                       arguments: [now, seq, attempt])
+        try db.execute(sql: """
+            UPDATE shards SET waiting_on = waiting_on - 1
+            WHERE seq IN (SELECT shard_seq FROM dependencies WHERE needs_seq = ?)
+            """, arguments: [seq])
+        try log(shard, "done", "attempt \(attempt)", now: now)
+        return .recorded
+    }
+
+    /// Records a failed attempt: back to pending after a backoff, or failed
+    /// once the attempts are used up (and then every shard that needs it too).
+    public func recordFailure(shard: String, attempt: Int, error: String, logTail: String?,
+                              retries: RetrySection, now: Double) throws -> FailureOutcome {
+        guard let seq = try currentSeq(shard: shard, attempt: attempt) else { return .stale }
+        try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'failed', error = ? WHERE shard_seq = ? AND attempt = ?",
+                       arguments: [now, error, seq, attempt])
+        let row = try Row.fetchOne(db, sql: "SELECT attempts, max_attempts FROM shards WHERE seq = ?", arguments: [seq])!
+        let attempts: Int = row["attempts"], maxAttempts: Int = row["max_attempts"]
+        if attempts >= maxAttempts {
+            try db.execute(sql: """
+                UPDATE shards SET state = 'failed', lease_owner = NULL, lease_expiry = NULL, last_error = ?,
+                log_tail = ?, updated_at = ? WHERE seq = ?
+                """, arguments: [error, logTail, now, seq])
+            try log(shard, "failed", "attempt \(attempt): \(error)", now: now)
+            try failDependents(of: seq, cause: shard, now: now)
+            return .failed
+        }
+        let backoff = min(retries.backoffMaxSeconds, retries.backoffSeconds * pow(2, Double(attempts - 1)))
+        try db.execute(sql: """
+            UPDATE shards SET state = 'pending', lease_owner = NULL, lease_expiry = NULL, last_error = ?,
+            log_tail = ?, not_before = ?, updated_at = ? WHERE seq = ?
+            """, arguments: [error, logTail, now + backoff, now, seq])
+        try log(shard, "retry", "attempt \(attempt) failed: \(error)", now: now)
+        return .retrying(notBefore: now + backoff)
+    }
+
+    private func failDependents(of seq: Int64, cause: String, now: Double) throws {
+        var frontier = [seq]
+        while let next = frontier.popLast() {
+            let dependents = try Row.fetchAll(db, sql: """
+                SELECT s.seq, s.id FROM dependencies d JOIN shards s ON s.seq = d.shard_seq
+                WHERE d.needs_seq = ? AND s.state = 'pending'
+                """, arguments: [next])
+            for row in dependents {
+                let message = "not run: the shard it needs, \(cause), failed"
+                try db.execute(sql: "UPDATE shards SET state = 'failed', last_error = ?, updated_at = ? WHERE seq = ?",
+                               arguments: [message, now, row["seq"] as Int64])
+                try log(row["id"], "failed", message, now: now)
+                frontier.append(row["seq"])
+            }
+        }
+    }
+
+    /// Puts failed shards back to pending with a fresh set of attempts.
+    public func retryFailed(maxAttempts: Int, now: Double) throws -> Int {
+        try db.execute(sql: """
+            UPDATE shards SET state = 'pending', max_attempts = attempts + ?, not_before = 0, updated_at = ?
+            WHERE state = 'failed'
+            """, arguments: [maxAttempts, now])
+        let count = db.changesCount
+        try db.execute(sql: """
+            UPDATE shards SET waiting_on = (
+                SELECT count(*) FROM dependencies d JOIN shards n ON n.seq = d.needs_seq
+                WHERE d.shard_seq = shards.seq AND n.state != 'done')
+            WHERE state = 'pending'
+            """)
+        try log(nil, "retry_failed", "\(count) shards", now: now)
+        return count
+    }
+
+    public func recordProgress(shard: String, attempt: Int, step: Int, total: Int, loss: Double?, now: Double) throws {
+        try db.execute(sql: """
+            UPDATE shards SET progress_step = ?, progress_total = ?, progress_loss = ?, updated_at = ?
+            WHERE id = ? AND state = 'leased' AND lease_attempt = ?
+            """, arguments: [step, total, loss, now, shard, attempt])
+    }
+
+    /// Keeps an intermediate checkpoint of the leased attempt for a later attempt to continue from.
+    public func recordCheckpoint(shard: String, attempt: Int, hash: String, step: Int, now: Double) throws -> ReportOutcome {
+        guard try currentSeq(shard: shard, attempt: attempt) != nil else { return .stale }
+        guard let size = try Int.fetchOne(db, sql: "SELECT size FROM artifacts WHERE hash = ?", arguments: [hash]) else {
+            return .missingArtifacts([hash])
+        }
+        try db.execute(sql: "UPDATE shards SET resume_hash = ?, resume_size = ?, resume_step = ? WHERE id = ?",
+                       arguments: [hash, size, step, shard])
+        try log(shard, "checkpoint", "attempt \(attempt) step \(step)", now: now)
+        return .recorded
+    }
+
+    // MARK: artifacts
+
+    public func hasArtifact(_ hash: String) throws -> Bool {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM artifacts WHERE hash = ?", arguments: [hash])! > 0
+    }
+
+    public func artifactSize(_ hash: String) throws -> Int? {
+        try Int.fetchOne(db, sql: "SELECT size FROM artifacts WHERE hash = ?", arguments: [hash])
+    }
+
+    public func registerArtifact(hash: String, size: Int, kind: String, now: Double) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO artifacts (hash, size, kind, created_at) VALUES (?, ?, ?, ?)",
+                       arguments: [hash, size, kind, now])
+    }
+
+    /// The output artifacts of a done shard.
+    public func outputs(ofShard shard: String) throws -> [String: String] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT o.name, o.hash FROM outputs o JOIN shards s ON s.seq = o.shard_seq WHERE s.id = ?
+            """, arguments: [shard])
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0["name"] as String, $0["hash"] as String) })
+    }
+
+    // MARK: reading
+
+    public func counts() throws -> StateCounts {
+        var counts = StateCounts()
+        for row in try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM shards GROUP BY state") {
+            switch ShardState(rawValue: row["state"]) {
+            case .pending: counts.pending = row["n"]
+            case .leased: counts.leased = row["n"]
+            case .done: counts.done = row["n"]
+            case .failed: counts.failed = row["n"]
+            case nil: break
+            }
+        }
+        return counts
+    }
+
+    /// Whether some pending shard can never become ready by itself (it waits on nothing leased or pending).
+    public func earliestBackoff() throws -> Double? {
+        try Double.fetchOne(db, sql: "SELECT min(not_before) FROM shards WHERE state = 'pending' AND waiting_on = 0")
+    }
+
+    public func shards(states: [ShardState]? = nil, limit: Int? = nil) throws -> [ShardStatus] {
+        var sql = """
+            SELECT s.id, s.kind, s.state, s.attempts, s.max_attempts, s.lease_owner, s.progress_step,
+            s.progress_total, s.progress_loss, s.last_error, s.log_tail, r.summary
+            FROM shards s LEFT JOIN results r ON r.shard_seq = s.seq
+            """
+        if let states { sql += " WHERE s.state IN (\(states.map { "'\($0.rawValue)'" }.joined(separator: ",")))" }
+        sql += " ORDER BY s.seq"
+        if let limit { sql += " LIMIT \(limit)" }
+        return try Row.fetchAll(db, sql: sql).map { row in
+            let state = ShardState(rawValue: row["state"]) ?? .pending
+            return ShardStatus(id: row["id"], kind: row["kind"], state: state, attempts: row["attempts"],
+                               maxAttempts: row["max_attempts"], worker: row["lease_owner"],
+                               step: row["progress_step"], totalSteps: row["progress_total"], loss: row["progress_loss"],
+                               error: state == .done ? nil : row["last_error"],
+                               logTail: state == .failed ? row["log_tail"] : nil, summary: row["summary"])
+        }
+    }
+
+    /// Every attempt of a shard, in order: who ran it and how it ended.
+    public func attempts(ofShard shard: String) throws -> [(attempt: Int, worker: String?, outcome: String?, error: String?)] {
+        try Row.fetchAll(db, sql: """
+            SELECT a.attempt, a.worker, a.outcome, a.error FROM attempts a JOIN shards s ON s.seq = a.shard_seq
+            WHERE s.id = ? ORDER BY a.attempt
+            """, arguments: [shard]).map { ($0["attempt"], $0["worker"], $0["outcome"], $0["error"]) }
+    }
+
+    /// The number of results recorded per shard (at most one, by the table's key).
+    public func resultCount() throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM results")!
+    }
+
+    public func events(limit: Int) throws -> [(at: Double, shard: String?, event: String, detail: String?)] {
+        try Row.fetchAll(db, sql: "SELECT at, shard, event, detail FROM events ORDER BY id DESC LIMIT ?", arguments: [limit])
+            .map { ($0["at"], $0["shard"], $0["event"], $0["detail"]) }
+    }
+
+    public func log(_ shard: String?, _ event: String, _ detail: String?, now: Double) throws {
+        try db.execute(sql: "INSERT INTO events (at, shard, event, detail) VALUES (?, ?, ?, ?)",
+                       arguments: [now, shard, event, detail])
+    }
+}
+
+/// A sweep-level error with a message for the user.
+public struct SweepError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

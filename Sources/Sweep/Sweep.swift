@@ -1,1 +1,0 @@
-// Sweep: see DESIGN in README.md for this module's job.

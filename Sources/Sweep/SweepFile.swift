@@ -1,0 +1,381 @@
+import Foundation
+import Yams
+
+/// The ten tasks of SPEC section 1.
+public let knownTasks = [
+    "single_double_quote", "bracket_counting", "set_or_string", "set_or_string_fixedvarname",
+    "while_return_true", "bracket_brace", "fstring_brace", "var_swap", "if_equals", "enumerate_range",
+]
+
+/// A sweep file that cannot be used, with the place that is wrong.
+public struct SweepFileError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int?
+    public let key: String
+    public let message: String
+
+    public var description: String {
+        let place = line.map { "\(file):\($0)" } ?? file
+        return key.isEmpty ? "\(place): \(message)" : "\(place): \(key): \(message)"
+    }
+}
+
+public struct GridSection: Codable, Equatable {
+    public var density: [Double]
+    public var dModel: [Int]
+    public var afrac: [Double]
+    public var seed: [Int]
+    public var task: [String]
+}
+
+/// Data for the prepare shard: corpus, tokenizer and task pairs (SPEC section 1).
+public struct DataSection: Codable, Equatable {
+    /// "synthetic", or a directory of `.py` files.
+    public var corpus: String = "synthetic"
+    public var corpusSeed: Int = 0
+    /// Number of training sequences of `context` tokens drawn from the corpus.
+    public var trainSequences: Int = 20_000
+    public var heldOutSequences: Int = 256
+    public var vocabSize: Int = 512
+    public var trainPairs: Int = 2048
+    public var testPairs: Int = 512
+}
+
+public struct ModelSection: Codable, Equatable {
+    public var nLayer: Int = 2
+    public var context: Int = 64
+    public var dHead: Int = 16
+    /// Density of wte, wpe and lm_head; nil means min(1, 4 · density).
+    public var embedDensity: Double?
+}
+
+public struct TrainSection: Codable, Equatable {
+    public var steps: Int = 2000
+    public var batchSize: Int = 32
+    public var learningRate: Double = 1.28e-2
+    /// Learning rate per d_model, overriding `learningRate` for that width.
+    public var learningRateByWidth: [Int: Double] = [:]
+    /// Fraction of training between intermediate checkpoint uploads.
+    public var checkpointEvery: Double = 0.1
+}
+
+public struct PruneSection: Codable, Equatable {
+    public var steps: Int = 400
+    public var learningRate: Double = 3e-3
+    public var batchSize: Int = 64
+    public var lambdas: [Double] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+    public var targetLosses: [Double] = [0.05, 0.1, 0.15, 0.2, 0.3]
+    public var headlineTarget: Double = 0.15
+}
+
+public struct RetrySection: Codable, Equatable {
+    public var maxAttempts: Int = 3
+    public var backoffSeconds: Double = 2
+    public var backoffMaxSeconds: Double = 60
+}
+
+public struct TimeoutSection: Codable, Equatable {
+    public var heartbeatSeconds: Double = 1
+    /// A worker silent this long is dead and its leases go back to pending.
+    public var workerDeadSeconds: Double = 5
+    /// Wall-clock limit of one attempt of a shard; 0 for none.
+    public var shardSeconds: Double = 0
+}
+
+/// A stand-in for the model kinds: every shard of the plan runs a timed
+/// simulation instead of training or pruning, for exercising the machinery.
+public struct SimulateSection: Codable, Equatable {
+    public var steps: Int = 20
+    public var stepSeconds: Double = 0.05
+    /// Shards (by id) whose child process aborts on its first attempt.
+    public var crashFirstAttempt: [String] = []
+    /// Shards (by id) that fail on every attempt.
+    public var alwaysFail: [String] = []
+}
+
+/// A parsed and validated sweep file.
+public struct SweepSpec: Codable, Equatable {
+    public var name: String
+    public var grid: GridSection
+    public var data = DataSection()
+    public var model = ModelSection()
+    public var train = TrainSection()
+    public var prune = PruneSection()
+    public var retries = RetrySection()
+    public var timeouts = TimeoutSection()
+    public var simulate: SimulateSection?
+
+    /// Reads and validates a sweep file; every problem is reported with file, line and key.
+    public static func load(from url: URL) throws -> SweepSpec {
+        let text: String
+        do {
+            text = try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw SweepFileError(file: url.path, line: nil, key: "", message: "cannot read: \(error.localizedDescription)")
+        }
+        return try parse(text, file: url.path, defaultName: url.deletingPathExtension().lastPathComponent)
+    }
+
+    public static func parse(_ text: String, file: String, defaultName: String = "sweep") throws -> SweepSpec {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw SweepFileError(file: file, line: yamlErrorLine(error), key: "", message: "not valid YAML: \(error)")
+        }
+        guard let root else { throw SweepFileError(file: file, line: nil, key: "", message: "the file is empty") }
+        let top = try YAMLSection(root, file: file, path: "")
+        var spec = SweepSpec(name: try top.string("name") ?? defaultName,
+                             grid: try Self.grid(try top.section("grid", required: true)!))
+        if let data = try top.section("data") {
+            spec.data.corpus = try data.string("corpus") ?? spec.data.corpus
+            spec.data.corpusSeed = try data.int("corpus_seed", min: 0) ?? spec.data.corpusSeed
+            spec.data.trainSequences = try data.int("train_sequences", min: 1) ?? spec.data.trainSequences
+            spec.data.heldOutSequences = try data.int("held_out_sequences", min: 1) ?? spec.data.heldOutSequences
+            spec.data.vocabSize = try data.int("vocab_size", min: 257) ?? spec.data.vocabSize
+            spec.data.trainPairs = try data.int("train_pairs", min: 1) ?? spec.data.trainPairs
+            spec.data.testPairs = try data.int("test_pairs", min: 1) ?? spec.data.testPairs
+            try data.rejectUnknownKeys()
+        }
+        if let model = try top.section("model") {
+            spec.model.nLayer = try model.int("n_layer", min: 1) ?? spec.model.nLayer
+            spec.model.context = try model.int("context", min: 2) ?? spec.model.context
+            spec.model.dHead = try model.int("d_head", min: 1) ?? spec.model.dHead
+            spec.model.embedDensity = try model.double("embed_density", above: 0, atMost: 1)
+            try model.rejectUnknownKeys()
+        }
+        if let train = try top.section("train") {
+            spec.train.steps = try train.int("steps", min: 1) ?? spec.train.steps
+            spec.train.batchSize = try train.int("batch_size", min: 1) ?? spec.train.batchSize
+            spec.train.learningRate = try train.double("learning_rate", above: 0) ?? spec.train.learningRate
+            if let byWidth = try train.section("learning_rate_by_width") {
+                for key in byWidth.keys {
+                    guard let width = Int(key) else {
+                        throw byWidth.error(key, "expected a d_model (integer) as key")
+                    }
+                    spec.train.learningRateByWidth[width] = try byWidth.double(key, above: 0)
+                }
+            }
+            spec.train.checkpointEvery = try train.double("checkpoint_every", above: 0, atMost: 1) ?? spec.train.checkpointEvery
+            try train.rejectUnknownKeys()
+        }
+        if let prune = try top.section("prune") {
+            spec.prune.steps = try prune.int("steps", min: 1) ?? spec.prune.steps
+            spec.prune.learningRate = try prune.double("learning_rate", above: 0) ?? spec.prune.learningRate
+            spec.prune.batchSize = try prune.int("batch_size", min: 1) ?? spec.prune.batchSize
+            spec.prune.lambdas = try prune.doubles("lambdas", above: 0) ?? spec.prune.lambdas
+            spec.prune.targetLosses = try prune.doubles("target_losses", above: 0) ?? spec.prune.targetLosses
+            spec.prune.headlineTarget = try prune.double("headline_target", above: 0) ?? spec.prune.headlineTarget
+            try prune.rejectUnknownKeys()
+        }
+        if let retries = try top.section("retries") {
+            spec.retries.maxAttempts = try retries.int("max_attempts", min: 1) ?? spec.retries.maxAttempts
+            spec.retries.backoffSeconds = try retries.double("backoff_seconds", atLeast: 0) ?? spec.retries.backoffSeconds
+            spec.retries.backoffMaxSeconds = try retries.double("backoff_max_seconds", atLeast: 0) ?? spec.retries.backoffMaxSeconds
+            try retries.rejectUnknownKeys()
+        }
+        if let timeouts = try top.section("timeouts") {
+            spec.timeouts.heartbeatSeconds = try timeouts.double("heartbeat_seconds", above: 0) ?? spec.timeouts.heartbeatSeconds
+            spec.timeouts.workerDeadSeconds = try timeouts.double("worker_dead_seconds", above: 0) ?? spec.timeouts.workerDeadSeconds
+            spec.timeouts.shardSeconds = try timeouts.double("shard_seconds", atLeast: 0) ?? spec.timeouts.shardSeconds
+            if spec.timeouts.workerDeadSeconds <= spec.timeouts.heartbeatSeconds {
+                throw timeouts.error("worker_dead_seconds", "must be longer than heartbeat_seconds")
+            }
+            try timeouts.rejectUnknownKeys()
+        }
+        if let simulate = try top.section("simulate") {
+            var section = SimulateSection()
+            section.steps = try simulate.int("steps", min: 1) ?? section.steps
+            section.stepSeconds = try simulate.double("step_seconds", atLeast: 0) ?? section.stepSeconds
+            section.crashFirstAttempt = try simulate.strings("crash_first_attempt") ?? []
+            section.alwaysFail = try simulate.strings("always_fail") ?? []
+            try simulate.rejectUnknownKeys()
+            spec.simulate = section
+        }
+        try top.rejectUnknownKeys()
+        try spec.validatePoints(top: top)
+        return spec
+    }
+
+    private static func grid(_ grid: YAMLSection) throws -> GridSection {
+        let result = GridSection(
+            density: try grid.doubles("density", above: 0, atMost: 1, required: true)!,
+            dModel: try grid.ints("d_model", min: 16, required: true)!,
+            afrac: try grid.doubles("afrac", above: 0, atMost: 1) ?? [0.25],
+            seed: try grid.ints("seed", min: 0) ?? [0],
+            task: try grid.strings("task", required: true)!)
+        for (index, task) in result.task.enumerated() where !knownTasks.contains(task) {
+            throw grid.error("task", "unknown task '\(task)' (known: \(knownTasks.joined(separator: ", ")))",
+                             line: grid.itemLine("task", index))
+        }
+        try grid.rejectUnknownKeys()
+        return result
+    }
+
+    /// SPEC section 3: the neuron floor of 4 entries swamps the budget below density · d_model = 16.
+    private func validatePoints(top: YAMLSection) throws {
+        let grid = try top.section("grid")!
+        for width in self.grid.dModel where width % model.dHead != 0 {
+            throw grid.error("d_model", "\(width) is not a multiple of d_head \(model.dHead)")
+        }
+        for density in self.grid.density {
+            for width in self.grid.dModel where density * Double(width) < 16 - 1e-9 {
+                throw grid.error("density", "density \(density) with d_model \(width) is below the floor density · d_model ≥ 16")
+            }
+        }
+    }
+
+    /// The shard names must stay stable, so the grid values are formatted once here.
+    public var modelPoints: [ModelPoint] {
+        var points: [ModelPoint] = []
+        for density in grid.density {
+            for width in grid.dModel {
+                for afrac in grid.afrac {
+                    for seed in grid.seed {
+                        points.append(ModelPoint(density: density, dModel: width, afrac: afrac, seed: seed))
+                    }
+                }
+            }
+        }
+        return points
+    }
+}
+
+private func yamlErrorLine(_ error: YamlError) -> Int? {
+    switch error {
+    case let .scanner(_, _, mark, _), let .parser(_, _, mark, _): return mark.line
+    default: return nil
+    }
+}
+
+/// One mapping of a sweep file, read key by key so that anything left over is
+/// reported as unknown.
+final class YAMLSection {
+    let file: String
+    let path: String
+    let line: Int?
+    private let entries: [(key: String, keyLine: Int?, value: Node)]
+    private var readKeys: Set<String> = []
+
+    /// `line` is where the section's key stands, reported for keys missing from it.
+    init(_ node: Node, file: String, path: String, line: Int? = nil) throws {
+        self.file = file
+        self.path = path
+        self.line = line ?? node.mark?.line
+        guard let mapping = node.mapping else {
+            throw SweepFileError(file: file, line: node.mark?.line, key: path.isEmpty ? "" : path,
+                                 message: "expected a mapping of keys to values")
+        }
+        var entries: [(String, Int?, Node)] = []
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else {
+                throw SweepFileError(file: file, line: key.mark?.line, key: path, message: "keys must be plain names")
+            }
+            if entries.contains(where: { $0.0 == name }) {
+                throw SweepFileError(file: file, line: key.mark?.line, key: qualified(name, path), message: "given twice")
+            }
+            entries.append((name, key.mark?.line, value))
+        }
+        self.entries = entries.map { (key: $0.0, keyLine: $0.1, value: $0.2) }
+    }
+
+    var keys: [String] { entries.map(\.key) }
+
+    func error(_ key: String, _ message: String, line: Int? = nil) -> SweepFileError {
+        SweepFileError(file: file, line: line ?? entries.first { $0.key == key }?.keyLine ?? self.line,
+                       key: qualified(key, path), message: message)
+    }
+
+    func itemLine(_ key: String, _ index: Int) -> Int? {
+        value(key)?.sequence.flatMap { index < $0.count ? $0[index].mark?.line : nil }
+    }
+
+    private func value(_ key: String) -> Node? {
+        readKeys.insert(key)
+        guard let node = entries.first(where: { $0.key == key })?.value else { return nil }
+        if node.null != nil, node.scalar?.style == .plain { return nil }
+        return node
+    }
+
+    func rejectUnknownKeys() throws {
+        if let unknown = entries.first(where: { !readKeys.contains($0.key) }) {
+            throw SweepFileError(file: file, line: unknown.keyLine, key: qualified(unknown.key, path), message: "unknown key")
+        }
+    }
+
+    func section(_ key: String, required: Bool = false) throws -> YAMLSection? {
+        guard let node = value(key) else {
+            if required { throw error(key, "missing (required)") }
+            return nil
+        }
+        return try YAMLSection(node, file: file, path: qualified(key, path),
+                               line: entries.first { $0.key == key }?.keyLine)
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let node = value(key) else { return nil }
+        guard let scalar = node.scalar, node.tag == .init(.str) else { throw error(key, "expected a string") }
+        return scalar.string
+    }
+
+    func int(_ key: String, min: Int) throws -> Int? {
+        guard let node = value(key) else { return nil }
+        return try intValue(node, key: key, min: min)
+    }
+
+    func double(_ key: String, above: Double? = nil, atLeast: Double? = nil, atMost: Double? = nil) throws -> Double? {
+        guard let node = value(key) else { return nil }
+        return try doubleValue(node, key: key, above: above, atLeast: atLeast, atMost: atMost)
+    }
+
+    func ints(_ key: String, min: Int, required: Bool = false) throws -> [Int]? {
+        try list(key, required: required) { try intValue($0, key: key, min: min) }
+    }
+
+    func doubles(_ key: String, above: Double? = nil, atMost: Double? = nil, required: Bool = false) throws -> [Double]? {
+        try list(key, required: required) { try doubleValue($0, key: key, above: above, atLeast: nil, atMost: atMost) }
+    }
+
+    func strings(_ key: String, required: Bool = false) throws -> [String]? {
+        try list(key, required: required) { node in
+            guard let scalar = node.scalar, node.tag == .init(.str) else {
+                throw error(key, "expected a list of strings", line: node.mark?.line)
+            }
+            return scalar.string
+        }
+    }
+
+    private func list<T: Equatable>(_ key: String, required: Bool, _ element: (Node) throws -> T) throws -> [T]? {
+        guard let node = value(key) else {
+            if required { throw error(key, "missing (required)") }
+            return nil
+        }
+        guard let sequence = node.sequence else { throw error(key, "expected a list, e.g. [a, b]") }
+        if sequence.isEmpty { throw error(key, "the list is empty") }
+        let values = try sequence.map(element)
+        for (index, value) in values.enumerated() where values[..<index].contains(value) {
+            throw error(key, "\(value) is listed twice", line: sequence[index].mark?.line)
+        }
+        return values
+    }
+
+    private func intValue(_ node: Node, key: String, min: Int) throws -> Int {
+        guard node.tag == .init(.int), let value = node.int else {
+            throw error(key, "expected an integer, found '\(node.scalar?.string ?? "a collection")'", line: node.mark?.line)
+        }
+        if value < min { throw error(key, "must be at least \(min), found \(value)", line: node.mark?.line) }
+        return value
+    }
+
+    private func doubleValue(_ node: Node, key: String, above: Double?, atLeast: Double?, atMost: Double?) throws -> Double {
+        guard node.tag == .init(.float) || node.tag == .init(.int), let value = node.float else {
+            throw error(key, "expected a number, found '\(node.scalar?.string ?? "a collection")'", line: node.mark?.line)
+        }
+        if let above, !(value > above) { throw error(key, "must be greater than \(above), found \(value)", line: node.mark?.line) }
+        if let atLeast, value < atLeast { throw error(key, "must be at least \(atLeast), found \(value)", line: node.mark?.line) }
+        if let atMost, value > atMost { throw error(key, "must be at most \(atMost), found \(value)", line: node.mark?.line) }
+        return value
+    }
+}
+
+private func qualified(_ key: String, _ path: String) -> String { path.isEmpty ? key : "\(path).\(key)" }

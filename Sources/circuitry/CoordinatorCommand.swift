@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Sweep
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Serve a sweep to workers over ZeroMQ until every shard is done or failed.")
+
+    @Argument(help: "The sweep file (YAML); omit with --resume.")
+    var sweepFile: String?
+
+    @Option(help: "Endpoint to bind, e.g. tcp://0.0.0.0:5555.")
+    var bind: String = "tcp://0.0.0.0:5555"
+
+    @Option(help: "Run directory (default: runs/NAME).")
+    var runDir: String?
+
+    @Option(help: "Continue the sweep stored in this run directory.")
+    var resume: String?
+
+    @Flag(help: "Keep serving after the sweep finished.")
+    var stayUp = false
+
+    func run() throws {
+        let runDirectory: URL
+        switch (sweepFile, resume) {
+        case (let file?, nil):
+            let spec = try SweepSpec.load(from: URL(fileURLWithPath: file))
+            runDirectory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
+            try Coordinator.prepareRunDirectory(runDirectory, spec: spec)
+        case (nil, let directory?):
+            runDirectory = URL(fileURLWithPath: directory)
+        default:
+            throw ValidationError("give either a sweep file or --resume RUN_DIR")
+        }
+        StopSignal.install()
+        let coordinator = try Coordinator(runDirectory: runDirectory, bind: bind)
+        print("coordinator on \(coordinator.endpoint), run directory \(runDirectory.path)")
+        fflush(stdout)
+        var nextCheck = 0.0
+        try coordinator.run {
+            if StopSignal.received { return false }
+            let now = Date().timeIntervalSince1970
+            guard !stayUp, now >= nextCheck else { return true }
+            nextCheck = now + 1
+            return !((try? coordinator.store.read { try $0.counts().finished }) ?? false)
+        }
+        print(try StatusReport.frontierSummary(runDirectory: runDirectory))
+    }
+}

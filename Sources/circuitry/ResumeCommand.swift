@@ -1,0 +1,19 @@
+import ArgumentParser
+import Foundation
+import Sweep
+
+struct ResumeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Continue a stopped sweep with local workers.")
+
+    @Argument(help: "The run directory of the sweep.")
+    var runDirectory: String
+
+    @Option(help: "Local worker processes (default: one per core).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        try runLocalSweep(runDirectory: URL(fileURLWithPath: runDirectory), workers: workers)
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import Sweep
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a sweep on this machine: a coordinator plus local workers, with live progress.")
+
+    @Argument(help: "The sweep file (YAML), e.g. sweeps/quick.yaml.")
+    var sweepFile: String
+
+    @Option(help: "Run directory (default: runs/NAME).")
+    var runDir: String?
+
+    @Option(help: "Local worker processes (default: one per core).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile))
+        let runDirectory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
+        try Coordinator.prepareRunDirectory(runDirectory, spec: spec)
+        try runLocalSweep(runDirectory: runDirectory, workers: workers)
+    }
+}
+
+/// Shared by `run` and `resume`.
+func runLocalSweep(runDirectory: URL, workers: Int) throws {
+    guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+    StopSignal.install()
+    let counts = try LocalSweep(options: .init(runDirectory: runDirectory, workers: workers)).run()
+    print(StatusReport.table(try StatusReport.snapshot(runDirectory: runDirectory)))
+    print(try StatusReport.frontierSummary(runDirectory: runDirectory))
+    print("run directory: \(runDirectory.path)")
+    if counts.failed > 0 {
+        print("\(counts.failed) shards failed; see `circuitry status \(runDirectory.path)`, then `circuitry retry \(runDirectory.path) --failed`")
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Sweep
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Lease shards from a coordinator and run each in a child process.")
+
+    @Option(help: "The coordinator's endpoint, e.g. tcp://HOST:5555.")
+    var connect: String
+
+    @Option(help: "Shards run at once (default: one per core).")
+    var slots: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Worker name in the coordinator's records (default: host-pid).")
+    var name: String?
+
+    @Option(help: "Artifact cache directory.")
+    var cache: String = FileManager.default.temporaryDirectory.appendingPathComponent("circuitry-cache").path
+
+    @Option(help: "Directory for the shards' working files.")
+    var workDir: String?
+
+    @Option(help: "Exit after this many seconds without work.")
+    var idleExit: Double?
+
+    func run() throws {
+        guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        let work = workDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("circuitry-work/\(workerName)").path
+        var options = WorkerOptions(connect: connect, slots: slots, name: workerName,
+                                    cacheDirectory: URL(fileURLWithPath: cache), workDirectory: URL(fileURLWithPath: work),
+                                    executable: currentExecutable())
+        options.idleExitSeconds = idleExit
+        StopSignal.install()
+        try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()
+    }
+}

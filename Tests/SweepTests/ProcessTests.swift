@@ -1,0 +1,284 @@
+import Foundation
+import XCTest
+@testable import Sweep
+import ZeroMQ
+
+/// Coordinator and workers as real processes of the built `circuitry` binary on loopback.
+final class ProcessTests: XCTestCase {
+    private var directory: URL!
+    private var processes: [Process] = []
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sweep-process-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        for process in processes where process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
+            kill(process.processIdentifier, SIGKILL)
+        }
+        for process in processes { process.waitUntilExit() }
+        processes.removeAll()
+        if testRun?.hasSucceeded ?? false { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    // MARK: harness
+
+    private var binary: URL {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [besideTests, besideTests.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("circuitry")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/circuitry")
+    }
+
+    private var runDirectory: URL { directory.appendingPathComponent("run") }
+
+    @discardableResult
+    private func spawn(_ name: String, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let log = directory.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        processes.append(process)
+        return process
+    }
+
+    private func coordinator(_ sweep: URL?, port: Int, resume: Bool = false) throws -> Process {
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        if resume {
+            return try spawn("coordinator", ["coordinator", "--resume", runDirectory.path, "--bind", endpoint])
+        }
+        return try spawn("coordinator", ["coordinator", sweep!.path, "--bind", endpoint, "--run-dir", runDirectory.path])
+    }
+
+    @discardableResult
+    private func worker(_ name: String, port: Int, slots: Int = 1) throws -> Process {
+        try spawn(name, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--slots", "\(slots)", "--name", name,
+                         "--cache", directory.appendingPathComponent("cache-\(name)").path,
+                         "--work-dir", directory.appendingPathComponent("work-\(name)").path])
+    }
+
+    private func freePort() throws -> Int {
+        let context = try Context()
+        let socket = try context.socket(.router)
+        try socket.setLinger(0)
+        try socket.bind("tcp://127.0.0.1:*")
+        let endpoint = try socket.lastEndpoint
+        socket.close()
+        return Int(endpoint.split(separator: ":").last!)!
+    }
+
+    private func sweepFile(steps: Int = 10, stepSeconds: Double = 0.05, tasks: [String] = ["var_swap", "if_equals"],
+                           densities: String = "[1.0, 0.25]", extra: String = "") throws -> URL {
+        let url = directory.appendingPathComponent("sweep.yaml")
+        try """
+            name: test
+            grid:
+              density: \(densities)
+              d_model: [64]
+              task: [\(tasks.joined(separator: ", "))]
+            train:
+              checkpoint_every: 0.2
+            retries:
+              max_attempts: 4
+              backoff_seconds: 0.2
+              backoff_max_seconds: 1
+            timeouts:
+              heartbeat_seconds: 0.3
+              worker_dead_seconds: 1.5
+            simulate:
+              steps: \(steps)
+              step_seconds: \(stepSeconds)
+            \(extra)
+            """.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    private func snapshot() -> StatusReport.Snapshot? { try? StatusReport.snapshot(runDirectory: runDirectory) }
+
+    private func waitUntil(_ what: String, timeout: Double = 60, _ condition: () -> Bool) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTFail("timed out waiting until \(what); logs in \(directory.path)")
+    }
+
+    private func finished() -> Bool { snapshot()?.finished ?? false }
+
+    private func store() throws -> Store { try Store(runDirectory: runDirectory, readOnly: true) }
+
+    private func doneEvents() throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for event in try store().read({ try $0.events(limit: 100_000) }) where event.event == "done" {
+            counts[event.shard!, default: 0] += 1
+        }
+        return counts
+    }
+
+    // MARK: tests
+
+    func testSweepCompletesWithThreeWorkers() throws {
+        let port = try freePort()
+        let coordinator = try coordinator(try sweepFile(), port: port)
+        for index in 0..<3 { try worker("w\(index)", port: port) }
+        waitUntil("the sweep finished", finished)
+        let snapshot = try XCTUnwrap(snapshot())
+        XCTAssertEqual(snapshot.shards.count, 7)
+        XCTAssertTrue(snapshot.shards.allSatisfy { $0.state == .done }, StatusReport.table(snapshot))
+        XCTAssertEqual(try store().read { try $0.resultCount() }, 7)
+        // Prune shards received their model's checkpoint through the artifact path.
+        let checkpoint = try XCTUnwrap(try store().read { try $0.outputs(ofShard: "train/d1-w64-a0.25-s0") }["checkpoint"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("artifacts/\(checkpoint)").path))
+        let curve = try XCTUnwrap(try store().read { try $0.outputs(ofShard: "prune/d1-w64-a0.25-s0/var_swap") }["curve"])
+        let curveText = try String(contentsOf: runDirectory.appendingPathComponent("artifacts/\(curve)"), encoding: .utf8)
+        XCTAssertTrue(curveText.contains("train.checkpoint \(checkpoint)"), curveText)
+
+        // The coordinator stops by itself once the sweep is finished; status --json from the binary.
+        waitUntil("the coordinator exited", timeout: 10) { !coordinator.isRunning }
+        let status = Process()
+        status.executableURL = binary
+        status.arguments = ["status", runDirectory.path, "--json"]
+        let pipe = Pipe()
+        status.standardOutput = pipe
+        try status.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        status.waitUntilExit()
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+        XCTAssertEqual(json["finished"] as? Bool, true)
+        XCTAssertEqual((json["shards"] as? [[String: Any]])?.count, 7)
+    }
+
+    func testShardOfAKilledWorkerFinishesElsewhereFromItsCheckpoint() throws {
+        let port = try freePort()
+        try coordinator(try sweepFile(steps: 30, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
+        let workers = ["w0": try worker("w0", port: port), "w1": try worker("w1", port: port)]
+        let train = "train/d1-w64-a0.25-s0"
+        var owner: String?
+        waitUntil("the train shard passed a checkpoint") {
+            guard let shard = snapshot()?.shards.first(where: { $0.id == train }), shard.state == .leased,
+                  (shard.step ?? 0) >= 14 else { return false }
+            owner = shard.worker
+            return true
+        }
+        let victim = try XCTUnwrap(workers[try XCTUnwrap(owner)])
+        kill(victim.processIdentifier, SIGKILL)
+        waitUntil("the sweep finished", finished)
+        let shard = try XCTUnwrap(snapshot()?.shards.first { $0.id == train })
+        XCTAssertEqual(shard.state, .done)
+        XCTAssertEqual(shard.attempts, 2)
+        let summary = try JSONSerialization.jsonObject(with: Data(shard.summary!.utf8)) as! [String: Double]
+        XCTAssertGreaterThanOrEqual(summary["resumed_from_step"] ?? 0, 6, "continued from an uploaded checkpoint")
+        // It ends where an uninterrupted run would: the simulation's final state depends only on the shard.
+        let checkpoint = try XCTUnwrap(try store().read { try $0.outputs(ofShard: train) }["checkpoint"])
+        let text = try String(contentsOf: runDirectory.appendingPathComponent("artifacts/\(checkpoint)"), encoding: .utf8)
+        var state = SimulatedShard.seed(train)
+        for _ in 0..<30 { state = state &* 6364136223846793005 &+ 1442695040888963407 }
+        XCTAssertTrue(text.hasPrefix("\(train) 30 \(state)\n"), text)
+        XCTAssertEqual(try doneEvents().values.max(), 1)
+    }
+
+    func testCoordinatorKilledMidSweepAndResumedLosesNothing() throws {
+        let port = try freePort()
+        let sweep = try sweepFile(steps: 12, stepSeconds: 0.1, tasks: ["var_swap", "if_equals", "bracket_brace"])
+        let first = try coordinator(sweep, port: port)
+        try worker("w0", port: port, slots: 2)
+        try worker("w1", port: port, slots: 1)
+        var doneBefore: [String: Int] = [:]
+        waitUntil("some shards are done and some running") {
+            guard let snapshot = snapshot(), snapshot.counts.done >= 2, snapshot.counts.leased >= 1 else { return false }
+            doneBefore = Dictionary(uniqueKeysWithValues: snapshot.shards.filter { $0.state == .done }.map { ($0.id, $0.attempts) })
+            return true
+        }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        // Whatever was committed before the kill is the reference.
+        doneBefore = Dictionary(uniqueKeysWithValues: try XCTUnwrap(snapshot()).shards.filter { $0.state == .done }
+            .map { ($0.id, $0.attempts) })
+        Thread.sleep(forTimeInterval: 1)
+        try coordinator(nil, port: port, resume: true)
+        waitUntil("the resumed sweep finished", timeout: 90, finished)
+        let after = try XCTUnwrap(snapshot())
+        XCTAssertTrue(after.shards.allSatisfy { $0.state == .done }, StatusReport.table(after))
+        for (id, attempts) in doneBefore {
+            XCTAssertEqual(after.shards.first { $0.id == id }?.attempts, attempts, "\(id) was not run again")
+        }
+        XCTAssertEqual(try store().read { try $0.resultCount() }, after.shards.count)
+        let done = try doneEvents()
+        XCTAssertEqual(done.count, after.shards.count)
+        XCTAssertTrue(done.values.allSatisfy { $0 == 1 }, "\(done)")
+    }
+
+    func testStoppedWorkerLosesItsLease() throws {
+        let port = try freePort()
+        try coordinator(try sweepFile(steps: 20, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
+        let workers = ["w0": try worker("w0", port: port), "w1": try worker("w1", port: port)]
+        let train = "train/d1-w64-a0.25-s0"
+        var owner: String?
+        waitUntil("the train shard is running") {
+            guard let shard = snapshot()?.shards.first(where: { $0.id == train }), shard.state == .leased,
+                  (shard.step ?? 0) >= 2 else { return false }
+            owner = shard.worker
+            return true
+        }
+        let hung = try XCTUnwrap(workers[try XCTUnwrap(owner)])
+        kill(hung.processIdentifier, SIGSTOP)
+        waitUntil("the train shard finished elsewhere") {
+            snapshot()?.shards.first { $0.id == train }?.state == .done
+        }
+        let attempts = try store().read { try $0.attempts(ofShard: train) }
+        XCTAssertEqual(attempts.count, 2)
+        XCTAssertTrue(attempts[0].error?.contains("stopped answering") ?? false, "\(attempts)")
+        XCTAssertNotEqual(attempts[1].worker, owner)
+        // Woken up, the hung worker's late report is ignored and its shard cancelled.
+        kill(hung.processIdentifier, SIGCONT)
+        waitUntil("the sweep finished", finished)
+        Thread.sleep(forTimeInterval: 1.5)
+        XCTAssertEqual(try store().read { try $0.resultCount() }, 3)
+        XCTAssertEqual(try doneEvents().values.max(), 1)
+    }
+
+    func testGarbageFramesAndAnotherProtocolVersionDoNoHarm() throws {
+        let port = try freePort()
+        let coordinator = try coordinator(try sweepFile(tasks: ["var_swap"], densities: "[1.0]"), port: port)
+        let context = try Context()
+        let intruder = try context.socket(.dealer)
+        try intruder.setLinger(0)
+        try intruder.connect("tcp://127.0.0.1:\(port)")
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<100 {
+            let size = Int.random(in: 0...200, using: &generator)
+            try intruder.send([Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) })])
+        }
+        try intruder.send([Data("CSW".utf8) + Data([1, 1]) + Data("{\"worker\":".utf8)])
+        var otherVersion = Message.hello(Hello(worker: "future", slots: 4, running: [])).encoded()
+        otherVersion[0][3] = WireProtocol.version + 1
+        try intruder.send(otherVersion)
+        try intruder.send(Message.request(5).encoded() + [Data([1, 2, 3])])
+        // Nothing of that is a worker: the coordinator answers a real message from this connection with rehello.
+        try intruder.send(Message.heartbeat.encoded())
+        XCTAssertEqual(try poll([intruder], timeout: 10_000), [true])
+        XCTAssertEqual(try Message.decode(try XCTUnwrap(try intruder.receive())), .rehello)
+        XCTAssertTrue(coordinator.isRunning)
+        intruder.close()
+
+        try worker("w0", port: port)
+        waitUntil("the sweep finished", finished)
+        XCTAssertTrue(try XCTUnwrap(snapshot()).shards.allSatisfy { $0.state == .done })
+        waitUntil("the coordinator exited", timeout: 10) { !coordinator.isRunning }
+        XCTAssertEqual(coordinator.terminationStatus, 0)
+        let log = try String(contentsOf: directory.appendingPathComponent("coordinator.log"), encoding: .utf8)
+        XCTAssertTrue(log.contains("protocol version 2 is not supported"), log)
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+@testable import Sweep
+
+final class StoreTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-test-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func makeStore(maxAttempts: Int = 2) throws -> (Store, SweepSpec) {
+        var spec = try SweepSpec.parse("grid: {density: [1.0], d_model: [64], task: [var_swap, if_equals]}", file: "t.yaml")
+        spec.retries.maxAttempts = maxAttempts
+        spec.retries.backoffSeconds = 10
+        let store = try Store(runDirectory: directory)
+        try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
+        return (store, spec)
+    }
+
+    private func artifact(_ store: Store, _ text: String) throws -> String {
+        let hash = SHA256.hex(Data(text.utf8))
+        try store.write { try $0.registerArtifact(hash: hash, size: text.utf8.count, kind: "test", now: 0) }
+        return hash
+    }
+
+    func testLeasesFollowDependenciesAndResultsAreRecordedOnce() throws {
+        let (store, _) = try makeStore()
+        let first = try store.write { try $0.lease(owner: "w1", count: 10, now: 1, expiry: 6) }
+        XCTAssertEqual(first.map(\.shard), ["prepare"], "only the prepare shard is ready at the start")
+        XCTAssertEqual(first[0].attempt, 1)
+        let data = try artifact(store, "data")
+        XCTAssertEqual(try store.write { try $0.recordResult(shard: "prepare", attempt: 1, outputs: ["data": data],
+                                                             summary: "{}", now: 2) }, .recorded)
+        XCTAssertEqual(try store.write { try $0.recordResult(shard: "prepare", attempt: 1, outputs: ["data": data],
+                                                             summary: "{}", now: 3) }, .stale, "a duplicate is ignored")
+        let train = try store.write { try $0.lease(owner: "w2", count: 10, now: 3, expiry: 8) }
+        XCTAssertEqual(train.map(\.shard), ["train/d1-w64-a0.25-s0"])
+        XCTAssertEqual(train[0].inputs, ["prepare.data": ArtifactRef(hash: data, size: 4)])
+
+        let missing = String(repeating: "0", count: 64)
+        XCTAssertEqual(try store.write { try $0.recordResult(shard: train[0].shard, attempt: 1, outputs: ["checkpoint": missing],
+                                                             summary: "{}", now: 4) }, .missingArtifacts([missing]))
+        let checkpoint = try artifact(store, "weights")
+        XCTAssertEqual(try store.write { try $0.recordResult(shard: train[0].shard, attempt: 1,
+                                                             outputs: ["checkpoint": checkpoint], summary: "{}", now: 4) }, .recorded)
+        let prune = try store.write { try $0.lease(owner: "w1", count: 10, now: 5, expiry: 10) }
+        XCTAssertEqual(prune.count, 2)
+        XCTAssertEqual(Set(prune[0].inputs.keys), ["prepare.data", "train.checkpoint"])
+        XCTAssertEqual(try store.read { try $0.resultCount() }, 2)
+    }
+
+    func testFailuresBackOffThenFailTheShardAndItsDependents() throws {
+        let (store, spec) = try makeStore(maxAttempts: 2)
+        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
+        let retry = try store.write { try $0.recordFailure(shard: "prepare", attempt: 1, error: "boom", logTail: "tail",
+                                                          retries: spec.retries, now: 1) }
+        XCTAssertEqual(retry, .retrying(notBefore: 11))
+        XCTAssertTrue(try store.write { try $0.lease(owner: "w", count: 1, now: 5, expiry: 10) }.isEmpty, "backing off")
+        let second = try store.write { try $0.lease(owner: "w", count: 1, now: 11, expiry: 16) }
+        XCTAssertEqual(second.map(\.attempt), [2])
+        XCTAssertEqual(try store.write { try $0.recordFailure(shard: "prepare", attempt: 1, error: "late", logTail: nil,
+                                                              retries: spec.retries, now: 12) }, .stale)
+        XCTAssertEqual(try store.write { try $0.recordFailure(shard: "prepare", attempt: 2, error: "boom again", logTail: "last lines",
+                                                              retries: spec.retries, now: 12) }, .failed)
+        let shards = try store.read { try $0.shards() }
+        XCTAssertTrue(shards.allSatisfy { $0.state == .failed })
+        XCTAssertEqual(shards[0].error, "boom again")
+        XCTAssertEqual(shards[0].logTail, "last lines")
+        XCTAssertTrue(shards[1].error?.contains("prepare, failed") ?? false)
+        XCTAssertTrue(try store.read { try $0.counts() }.finished)
+
+        XCTAssertEqual(try store.write { try $0.retryFailed(maxAttempts: 2, now: 20) }, 4)
+        let again = try store.write { try $0.lease(owner: "w", count: 10, now: 21, expiry: 26) }
+        XCTAssertEqual(again.map(\.shard), ["prepare"], "dependents wait for prepare again")
+        XCTAssertEqual(again[0].attempt, 3)
+    }
+
+    func testAdoptionAndCheckpoints() throws {
+        let (store, _) = try makeStore()
+        _ = try store.write { try $0.lease(owner: "old", count: 1, now: 0, expiry: 5) }
+        XCTAssertFalse(try store.write { try $0.adoptLease(shard: "prepare", attempt: 2, owner: "new", now: 1) })
+        XCTAssertTrue(try store.write { try $0.adoptLease(shard: "prepare", attempt: 1, owner: "new", now: 1) })
+        XCTAssertEqual(try store.read { try $0.activeLeases() }.first?.owner, "new")
+        let hash = try artifact(store, "half-trained")
+        XCTAssertEqual(try store.write { try $0.recordCheckpoint(shard: "prepare", attempt: 1, hash: hash, step: 5, now: 2) }, .recorded)
+        XCTAssertEqual(try store.write { try $0.recordCheckpoint(shard: "prepare", attempt: 9, hash: hash, step: 6, now: 2) }, .stale)
+    }
+
+    func testStatusCanReadWhileTheCoordinatorWrites() throws {
+        let (store, _) = try makeStore()
+        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
+        try store.write { try $0.recordProgress(shard: "prepare", attempt: 1, step: 3, total: 9, loss: 1.5, now: 1) }
+        let snapshot = try StatusReport.snapshot(runDirectory: directory)
+        XCTAssertFalse(snapshot.finished)
+        XCTAssertEqual(snapshot.shards.first?.step, 3)
+        let json = try JSONSerialization.jsonObject(with: Data(StatusReport.json(snapshot).utf8)) as! [String: Any]
+        XCTAssertEqual(json["finished"] as? Bool, false)
+        let first = (json["shards"] as! [[String: Any]])[0]
+        XCTAssertEqual(first["id"] as? String, "prepare")
+        XCTAssertEqual(first["kind"] as? String, "prepare")
+        XCTAssertEqual(first["state"] as? String, "leased")
+        XCTAssertEqual(first["attempts"] as? Int, 1)
+    }
+}
