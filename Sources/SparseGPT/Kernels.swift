@@ -52,50 +52,82 @@ func embeddingBackward(dWte: FloatPointer, dWpe: FloatPointer, dOut: UnsafePoint
 
 let rmsEps: Float = 1e-5
 
-func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int) {
-    for r in 0..<rows {
-        let xr = x + r * d, o = out + r * d
-        var ss: Float = 0
-        for i in 0..<d { ss += xr[i] * xr[i] }
-        let s = 1 / (ss / Float(d) + rmsEps).squareRoot()
-        rstd[r] = s
-        for i in 0..<d { o[i] = xr[i] * s * gain[i] }
+func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int,
+                    threads: Int = 1) {
+    let parts = max(1, min(threads, rows))
+    parallelFor(parts, threads: threads) { part in
+        for r in chunkRange(rows, parts: parts, part) {
+            let xr = x + r * d, o = out + r * d
+            var ss: Float = 0
+            for i in 0..<d { ss += xr[i] * xr[i] }
+            let s = 1 / (ss / Float(d) + rmsEps).squareRoot()
+            rstd[r] = s
+            for i in 0..<d { o[i] = xr[i] * s * gain[i] }
+        }
     }
 }
 
-/// dX += dNorm backward; dGain += (optional).
+/// dX += dNorm backward; dGain += (optional). Each part sums its rows' dGain separately and the parts
+/// are added in order, so the result depends only on the thread count.
 func rmsnormBackward(dX: FloatPointer, dGain: FloatPointer?, dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                     rstd: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int) {
-    for r in 0..<rows {
-        let xr = x + r * d, g = dOut + r * d, dx = dX + r * d
-        let s = rstd[r]
-        var dot: Float = 0
-        for i in 0..<d { dot += g[i] * gain[i] * xr[i] }
-        let coef = dot * s * s * s / Float(d)
-        for i in 0..<d { dx[i] += g[i] * gain[i] * s - xr[i] * coef }
-        if let dGain {
-            for i in 0..<d { dGain[i] += g[i] * xr[i] * s }
+                     rstd: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, rows))
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: parts * d)
+    defer { partial.deallocate() }
+    partial.initialize(repeating: 0, count: parts * d)
+    parallelFor(parts, threads: threads) { part in
+        let pg = partial + part * d
+        for r in chunkRange(rows, parts: parts, part) {
+            let xr = x + r * d, g = dOut + r * d, dx = dX + r * d
+            let s = rstd[r]
+            var dot: Float = 0
+            for i in 0..<d { dot += g[i] * gain[i] * xr[i] }
+            let coef = dot * s * s * s / Float(d)
+            for i in 0..<d { dx[i] += g[i] * gain[i] * s - xr[i] * coef }
+            for i in 0..<d { pg[i] += g[i] * xr[i] * s }
+        }
+    }
+    if let dGain {
+        for part in 0..<parts {
+            for i in 0..<d { dGain[i] += partial[part * d + i] }
         }
     }
 }
 
 // MARK: - linear (no bias): out[r, o] = sum_i in[r, i] w[o, i], w is (out, in) row-major
 
-func linearForward(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                1, input, Int32(inFeatures), weight, Int32(inFeatures), 0, out, Int32(outFeatures))
+func linearForward(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, inFeatures: Int,
+                   outFeatures: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, rows / 16))
+    parallelFor(parts, threads: threads) { part in
+        let r = chunkRange(rows, parts: parts, part)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outFeatures), Int32(inFeatures),
+                    1, input + r.lowerBound * inFeatures, Int32(inFeatures), weight, Int32(inFeatures), 0,
+                    out + r.lowerBound * outFeatures, Int32(outFeatures))
+    }
 }
 
-/// dInput = dOut @ W (overwritten); dWeight += dOut^T @ input when dWeight is given.
+/// dInput = dOut @ W (overwritten); dWeight += dOut^T @ input when dWeight is given. Threads split
+/// the rows of dInput and the rows (output features) of dWeight.
 func linearBackward(dInput: FloatPointer?, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
-                    weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
+                    weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int, threads: Int = 1) {
     if let dInput {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(inFeatures), Int32(outFeatures),
-                    1, dOut, Int32(outFeatures), weight, Int32(inFeatures), 0, dInput, Int32(inFeatures))
+        let parts = max(1, min(threads, rows / 16))
+        parallelFor(parts, threads: threads) { part in
+            let r = chunkRange(rows, parts: parts, part)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(inFeatures), Int32(outFeatures),
+                        1, dOut + r.lowerBound * outFeatures, Int32(outFeatures), weight, Int32(inFeatures), 0,
+                        dInput + r.lowerBound * inFeatures, Int32(inFeatures))
+        }
     }
     if let dWeight {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(rows),
-                    1, dOut, Int32(outFeatures), input, Int32(inFeatures), 1, dWeight, Int32(inFeatures))
+        let parts = max(1, min(threads, outFeatures / 16))
+        parallelFor(parts, threads: threads) { part in
+            let o = chunkRange(outFeatures, parts: parts, part)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(o.count), Int32(inFeatures), Int32(rows),
+                        1, dOut + o.lowerBound, Int32(outFeatures), input, Int32(inFeatures), 1,
+                        dWeight + o.lowerBound * inFeatures, Int32(inFeatures))
+        }
     }
 }
 
@@ -105,22 +137,28 @@ private let geluScale: Float = (2 / Float.pi).squareRoot()
 
 /// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3); keeps tanh(u) for the backward.
 /// tanh(u) = 1 - 2 / (exp(2u) + 1): one expf instead of tanhf.
-func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let v = x[i]
-        let u = geluScale * (v + 0.044715 * v * v * v)
-        let th = 1 - 2 / (expf(2 * u) + 1)
-        tanhOut[i] = th
-        out[i] = 0.5 * v * (1 + th)
+func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, count / 4096))
+    parallelFor(parts, threads: threads) { part in
+        for i in chunkRange(count, parts: parts, part) {
+            let v = x[i]
+            let u = geluScale * (v + 0.044715 * v * v * v)
+            let th = 1 - 2 / (expf(2 * u) + 1)
+            tanhOut[i] = th
+            out[i] = 0.5 * v * (1 + th)
+        }
     }
 }
 
 /// dX = dOut * gelu'(x), in place on dOut, from the forward's tanh values.
-func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let v = x[i], th = tanh[i]
-        let grad = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * geluScale * (1 + 3 * 0.044715 * v * v)
-        dOut[i] *= grad
+func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafePointer<Float>, count: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, count / 4096))
+    parallelFor(parts, threads: threads) { part in
+        for i in chunkRange(count, parts: parts, part) {
+            let v = x[i], th = tanh[i]
+            let grad = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * geluScale * (1 + 3 * 0.044715 * v * v)
+            dOut[i] *= grad
+        }
     }
 }
 
@@ -243,29 +281,39 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
 // MARK: - cross-entropy
 
 /// Mean next-token cross-entropy over rows; writes dLogits = (softmax - onehot) / rows when given.
-func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int, dLogits: FloatPointer?) -> Float {
-    var total: Double = 0
+/// Per-part float64 loss sums are added in order (deterministic for a thread count).
+func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int, dLogits: FloatPointer?,
+                  threads: Int = 1) -> Float {
     let inv = 1 / Float(rows)
-    for r in 0..<rows {
-        let l = logits + r * vocab
-        var maxv = -Float.infinity
-        for i in 0..<vocab where l[i] > maxv { maxv = l[i] }
-        var sum: Float = 0
-        let t = Int(targets[r])
-        if let dLogits {
-            let g = dLogits + r * vocab
-            for i in 0..<vocab {
-                let e = expf(l[i] - maxv)
-                g[i] = e
-                sum += e
+    let parts = max(1, min(threads, rows / 8))
+    var totals = [Double](repeating: 0, count: parts)
+    totals.withUnsafeMutableBufferPointer { totalsPointer in
+        let tp = totalsPointer.baseAddress!
+        parallelFor(parts, threads: threads) { part in
+            var total: Double = 0
+            for r in chunkRange(rows, parts: parts, part) {
+                let l = logits + r * vocab
+                var maxv = -Float.infinity
+                for i in 0..<vocab { maxv = max(maxv, l[i]) }
+                var sum: Float = 0
+                let t = Int(targets[r])
+                if let dLogits {
+                    let g = dLogits + r * vocab
+                    for i in 0..<vocab {
+                        let e = expf(l[i] - maxv)
+                        g[i] = e
+                        sum += e
+                    }
+                    let scale = inv / sum
+                    for i in 0..<vocab { g[i] *= scale }
+                    g[t] -= inv
+                } else {
+                    for i in 0..<vocab { sum += expf(l[i] - maxv) }
+                }
+                total += Double(maxv + logf(sum) - l[t])
             }
-            let scale = inv / sum
-            for i in 0..<vocab { g[i] *= scale }
-            g[t] -= inv
-        } else {
-            for i in 0..<vocab { sum += expf(l[i] - maxv) }
+            tp[part] = total
         }
-        total += Double(maxv + logf(sum) - l[t])
     }
-    return Float(total / Double(rows))
+    return Float(totals.reduce(0, +) / Double(rows))
 }
