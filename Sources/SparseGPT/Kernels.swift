@@ -181,7 +181,7 @@ func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: 
 
 /// dX = dOut * keep, in place.
 func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: Int) {
-    for i in 0..<count where keep[i] == 0 { dOut[i] = 0 }
+    for i in 0..<count { dOut[i] = keep[i] != 0 ? dOut[i] : 0 }
 }
 
 // MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels (a multiple of 8)
