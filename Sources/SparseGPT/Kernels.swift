@@ -174,7 +174,7 @@ func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: 
             let row = x + r * n, kr = keep + r * n
             for i in 0..<n { s.keys[i] = magnitudeKey(row[i]) }
             selectTopKeys(s.keys, n, k, keep: kr, histogram: s.histogram, buffer: s.buffer)
-            for i in 0..<n { row[i] = kr[i] != 0 ? row[i] : 0 }
+            for i in 0..<n { row[i] = Float(bitPattern: row[i].bitPattern & (0 &- UInt32(kr[i]))) }   // branch-free zeroing
         }
     }
 }
