@@ -184,45 +184,26 @@ func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: In
     for i in 0..<count { dOut[i] = keep[i] != 0 ? dOut[i] : 0 }
 }
 
-// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels (a multiple of 8)
+// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels
 
-typealias Lanes = SIMD8<Float>
-
-@inline(__always) func loadLanes(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
-@inline(__always) func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
-
-@inline(__always)
-func dotLanes(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, chunks: Int) -> Float {
-    var acc = loadLanes(a) * loadLanes(b)
-    for c in 1..<max(chunks, 1) { acc += loadLanes(a + 8 * c) * loadLanes(b + 8 * c) }
-    return acc.sum()
-}
-
-/// y += w * x over chunks of 8 lanes.
-@inline(__always)
-func axpyLanes(_ w: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, chunks: Int) {
-    for c in 0..<chunks { storeLanes(loadLanes(y + 8 * c) + w * loadLanes(x + 8 * c), y + 8 * c) }
-}
-
+/// Per (sequence, head), as small sgemm products: S = scale Q K^T, P = causal softmax(S) (kept in
+/// `probs`, zero above the diagonal), Y = P V.
 func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePointer<Float>, batch: Int, length: Int,
                       d: Int, dHead: Int, threads: Int) {
-    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
+    let heads = d / dHead, T = length, stride = Int32(3 * d)
     let scale = 1 / Float(dHead).squareRoot()
     let parts = max(1, min(threads, batch * heads))
     parallelFor(parts, threads: threads) { part in
         for bh in chunkRange(batch * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
-            let base = qkv + b * T * stride + h * dHead
+            let q = qkv + b * T * 3 * d + h * dHead, k = q + d, v = q + 2 * d
             let p = probs + bh * T * T
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(dHead), scale, q, stride, k, stride,
+                        0, p, Int32(T))
             for i in 0..<T {
-                let q = base + i * stride
                 let row = p + i * T
                 var maxScore = -Float.infinity
-                for j in 0...i {
-                    let s = dotLanes(q, base + j * stride + d, chunks: chunks) * scale
-                    row[j] = s
-                    maxScore = max(maxScore, s)
-                }
+                for j in 0...i { maxScore = max(maxScore, row[j]) }
                 var sum: Float = 0
                 for j in 0...i {
                     let e = expf(row[j] - maxScore)
@@ -230,50 +211,47 @@ func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePoint
                     sum += e
                 }
                 let inv = 1 / sum
-                let o = out + (b * T + i) * d + h * dHead
-                for c in 0..<chunks { storeLanes(Lanes(repeating: 0), o + 8 * c) }
-                for j in 0...i {
-                    row[j] *= inv
-                    axpyLanes(row[j], base + j * stride + 2 * d, o, chunks: chunks)
-                }
+                for j in 0...i { row[j] *= inv }
+                for j in (i + 1)..<T { row[j] = 0 }
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, p, Int32(T), v, stride,
+                        0, out + b * T * d + h * dHead, Int32(d))
         }
     }
 }
 
-/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * length floats.
+/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * length^2 floats.
 func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                        batch: Int, length: Int, d: Int, dHead: Int, threads: Int, scratch: FloatPointer) {
-    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
+    let heads = d / dHead, T = length, stride = Int32(3 * d)
     let scale = 1 / Float(dHead).squareRoot()
     let parts = max(1, min(threads, batch * heads))
     parallelFor(parts, threads: threads) { part in
-        let dp = scratch + part * T
+        let dp = scratch + part * T * T
         for bh in chunkRange(batch * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
-            let base = qkv + b * T * stride + h * dHead
-            let dBase = dQKV + b * T * stride + h * dHead
-            for i in 0..<T {
-                for c in 0..<(3 * chunks) { storeLanes(Lanes(repeating: 0), dBase + i * stride + (c / chunks) * d + 8 * (c % chunks)) }
-            }
+            let q = qkv + b * T * 3 * d + h * dHead, k = q + d, v = q + 2 * d
+            let dq = dQKV + b * T * 3 * d + h * dHead, dk = dq + d, dv = dq + 2 * d
+            let dy = dOut + b * T * d + h * dHead
             let p = probs + bh * T * T
+            // dP = dY V^T, dV = P^T dY
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(dHead), 1, dy, Int32(d), v, stride,
+                        0, dp, Int32(T))
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, p, Int32(T), dy, Int32(d),
+                        0, dv, stride)
+            // dS = P (dP - rowsum(P dP)) scale, in place in dp (zero above the diagonal, where P is zero)
             for i in 0..<T {
-                let dy = dOut + (b * T + i) * d + h * dHead
-                let row = p + i * T
+                let pr = p + i * T, dr = dp + i * T
                 var dot: Float = 0
-                for j in 0...i {
-                    let s = dotLanes(dy, base + j * stride + 2 * d, chunks: chunks)
-                    axpyLanes(row[j], dy, dBase + j * stride + 2 * d, chunks: chunks)
-                    dp[j] = s
-                    dot += row[j] * s
-                }
-                let q = base + i * stride, dq = dBase + i * stride
-                for j in 0...i {
-                    let ds = row[j] * (dp[j] - dot) * scale
-                    axpyLanes(ds, base + j * stride + d, dq, chunks: chunks)
-                    axpyLanes(ds, q, dBase + j * stride + d, chunks: chunks)
-                }
+                for j in 0...i { dot += pr[j] * dr[j] }
+                for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                for j in (i + 1)..<T { dr[j] = 0 }
             }
+            // dQ = dS K, dK = dS^T Q
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, dp, Int32(T), k, stride,
+                        0, dq, stride)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, dp, Int32(T), q, stride,
+                        0, dk, stride)
         }
     }
 }

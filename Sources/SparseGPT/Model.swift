@@ -144,7 +144,7 @@ public final class GPT {
         logits = FloatBuffer(count: n * config.vocab); dLogits = FloatBuffer(count: n * config.vocab)
         dResid = FloatBuffer(count: n * d); dA = FloatBuffer(count: n * d); dY = FloatBuffer(count: n * d)
         dWide = FloatBuffer(count: n * 4 * d); dQKV = FloatBuffer(count: n * 3 * d)
-        scratch = FloatBuffer(count: max(threads, 1) * config.context)
+        scratch = FloatBuffer(count: max(threads, 1) * config.context * config.context)
         selection = (0..<threads).map { _ in SelectionScratch(capacity: 4 * d) }
         activeInputs.deallocate()
         activeInputs = .allocate(capacity: threads * 4 * d)
