@@ -179,9 +179,14 @@ func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: 
     }
 }
 
-/// dX = dOut * keep, in place.
-func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: Int) {
-    for i in 0..<count { dOut[i] = keep[i] != 0 ? dOut[i] : 0 }
+/// dX = dOut * keep, in place (branch-free).
+func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, count / 4096))
+    parallelFor(parts, threads: threads) { part in
+        for i in chunkRange(count, parts: parts, part) {
+            dOut[i] = Float(bitPattern: dOut[i].bitPattern & (0 &- UInt32(keep[i])))
+        }
+    }
 }
 
 // MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels

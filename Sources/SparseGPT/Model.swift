@@ -395,7 +395,7 @@ public final class GPT {
                 }
             }
         }
-        if let keep { absTopKBackward(grad, keep: keep, count: rows * width) }
+        if let keep { absTopKBackward(grad, keep: keep, count: rows * width, threads: threads) }
     }
 
     private func runBackward(parameterGradients: Bool) {
