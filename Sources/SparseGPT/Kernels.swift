@@ -140,12 +140,24 @@ private let geluScale: Float = (2 / Float.pi).squareRoot()
 func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int, threads: Int = 1) {
     let parts = max(1, min(threads, count / 4096))
     parallelFor(parts, threads: threads) { part in
-        for i in chunkRange(count, parts: parts, part) {
-            let v = x[i]
+        let range = chunkRange(count, parts: parts, part)
+        @inline(__always) func gelu(_ v: Lanes) -> (out: Lanes, tanh: Lanes) {
             let u = geluScale * (v + 0.044715 * v * v * v)
-            let th = 1 - 2 / (expf(2 * u) + 1)
-            tanhOut[i] = th
-            out[i] = 0.5 * v * (1 + th)
+            let th = 1 - 2 / (expLanes(2 * u) + 1)
+            return (0.5 * v * (1 + th), th)
+        }
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            let (o, th) = gelu(loadLanes(x + i))
+            storeLanes(o, out + i)
+            storeLanes(th, tanhOut + i)
+            i += 8
+        }
+        while i < range.upperBound {
+            let (o, th) = gelu(Lanes(repeating: x[i]))
+            out[i] = o[0]
+            tanhOut[i] = th[0]
+            i += 1
         }
     }
 }
@@ -209,12 +221,7 @@ func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePoint
                 let row = p + i * T
                 var maxScore = -Float.infinity
                 for j in 0...i { maxScore = max(maxScore, row[j]) }
-                var sum: Float = 0
-                for j in 0...i {
-                    let e = expf(row[j] - maxScore)
-                    row[j] = e
-                    sum += e
-                }
+                let sum = expShifted(row, minus: maxScore, into: row, count: i + 1)
                 let inv = 1 / sum
                 for j in 0...i { row[j] *= inv }
                 for j in (i + 1)..<T { row[j] = 0 }
@@ -282,11 +289,7 @@ func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, r
                 let t = Int(targets[r])
                 if let dLogits {
                     let g = dLogits + r * vocab
-                    for i in 0..<vocab {
-                        let e = expf(l[i] - maxv)
-                        g[i] = e
-                        sum += e
-                    }
+                    sum = expShifted(l, minus: maxv, into: g, count: vocab)
                     let scale = inv / sum
                     for i in 0..<vocab { g[i] *= scale }
                     g[t] -= inv

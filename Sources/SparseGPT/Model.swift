@@ -75,7 +75,7 @@ public final class GPT {
     private var sparseStore: [[SparseMatrix]] = []
     private var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// A product runs sparse when (weight density) x (activation density) is at most this.
-    static let sparseProductCutoff = 1.0 / 16
+    static let sparseProductCutoff = 1.0 / 32
     /// d loss / d mask of the last backward after an ablated forward (global node order).
     public private(set) var nodeMaskGradient: [Float] = []
 
