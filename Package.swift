@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
-        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"], exclude: ["learnability.py"]),
+        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
