@@ -191,6 +191,15 @@ public final class Coordinator {
                 reply(identity, .cancel(key))
             }
         }
+        // The same worker on an earlier connection: whatever it no longer runs was lost in between.
+        for (other, previous) in workers where previous.name == hello.worker && other != identity {
+            for key in previous.leases.keys where state.leases[key] == nil {
+                _ = try tx.recordFailure(shard: key.shard, attempt: key.attempt,
+                                         error: "worker \(hello.worker) reconnected without it", logTail: nil,
+                                         retries: spec.retries, now: now)
+            }
+            workers[other] = nil
+        }
         workers[identity] = state
         try tx.log(nil, "worker_joined", "\(hello.worker) with \(hello.slots) slots", now: now)
         logger.info("worker \(hello.worker) joined with \(hello.slots) slots")

@@ -17,6 +17,8 @@ public struct WorkerOptions {
     public var coordinatorDeadSeconds: Double = 5
     /// Stop once this long without any lease (nil: run until stopped).
     public var idleExitSeconds: Double?
+    /// Stop when the process that started this worker exits (local workers of `circuitry run`).
+    public var exitWithParent = false
 
     public init(connect: String, slots: Int, name: String, cacheDirectory: URL, workDirectory: URL, executable: URL) {
         self.connect = connect
@@ -92,6 +94,7 @@ public final class Worker {
 
     /// Works until stopped (or idle for `idleExitSeconds`); kills its children on the way out.
     public func run() throws {
+        let parent = getppid()
         try connect()
         defer {
             for shard in running.values { if let process = shard.process { kill(process.processIdentifier, SIGKILL) } }
@@ -128,6 +131,10 @@ public final class Worker {
             requestWork()
             if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
             if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
+            if options.exitWithParent && getppid() != parent {
+                logger.warning("the process that started this worker is gone; stopping")
+                break
+            }
         }
     }
 
