@@ -45,14 +45,14 @@ public final class Worker {
     private var coordinatorDeadSeconds: Double
     /// Leases asked for and not yet received.
     private var credit = 0
+    private var lastHello = 0.0
     private var stopRequested = false
     private var lastBusy = Date().timeIntervalSince1970
 
     private final class Running {
         let lease: Lease
         let directory: URL
-        var process: Process?
-        var log: FileHandle?
+        var process: ChildProcess?
         var tail = LogTail()
         var lastProgressSent = 0.0
         var pendingProgress: ProgressReport?
@@ -68,7 +68,6 @@ public final class Worker {
     /// Reports sent and not yet acknowledged, resent after a reconnect.
     private var unacknowledged: [LeaseKey: (message: Message, uploads: [String: String])] = [:]
     private var downloads: [String: Download] = [:]
-    private let events = EventQueue()
 
     private struct Download {
         var size: Int
@@ -97,7 +96,7 @@ public final class Worker {
         let parent = getppid()
         try connect()
         defer {
-            for shard in running.values { if let process = shard.process { kill(process.processIdentifier, SIGKILL) } }
+            for shard in running.values { shard.process?.kill() }
             socket?.close()
         }
         while !stopRequested && !StopSignal.received {
@@ -112,7 +111,7 @@ public final class Worker {
                     }
                 }
             }
-            try drainChildEvents()
+            watchChildren()
             let now = Date().timeIntervalSince1970
             if now - coordinatorLastSeen > coordinatorDeadSeconds {
                 logger.warning("coordinator silent for \(coordinatorDeadSeconds)s; reconnecting in \(reconnectBackoff)s")
@@ -146,13 +145,19 @@ public final class Worker {
         try socket.setSendHighWaterMark(100_000)
         try socket.connect(options.connect)
         self.socket = socket
-        credit = 0
         coordinatorLastSeen = Date().timeIntervalSince1970
-        let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
-        send(.hello(Hello(worker: options.name, slots: options.slots, running: mine.sorted { $0.description < $1.description })))
+        sayHello()
         // Downloads restart from where they stopped on the new connection.
         for (hash, download) in downloads { requestChunk(hash, offset: download.received) }
         for (key, report) in unacknowledged { resend(key, report) }
+    }
+
+    /// Introduces this worker with the leases it still holds; the coordinator starts its credit afresh.
+    private func sayHello() {
+        credit = 0
+        lastHello = Date().timeIntervalSince1970
+        let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
+        send(.hello(Hello(worker: options.name, slots: options.slots, running: mine.sorted { $0.description < $1.description })))
     }
 
     private func send(_ message: Message) {
@@ -192,9 +197,9 @@ public final class Worker {
             for hash in hashes { upload(hash: hash, kind: report.uploads[hash] ?? "file") }
             send(report.message)
         case .rehello:
-            credit = 0
-            let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
-            send(.hello(Hello(worker: options.name, slots: options.slots, running: mine.sorted { $0.description < $1.description })))
+            // Answered once: the coordinator may ask again for every message it received before our hello.
+            guard Date().timeIntervalSince1970 - lastHello >= 1 else { return }
+            sayHello()
             for (key, report) in unacknowledged { resend(key, report) }
         case .refused(let reason):
             logger.error("coordinator refused: \(reason)")
@@ -248,61 +253,25 @@ public final class Worker {
                            outputDirectory: shard.directory.appendingPathComponent("out").path)
         let jobFile = shard.directory.appendingPathComponent("job.json")
         try JSONEncoder().encode(job).write(to: jobFile)
-        let logURL = shard.directory.appendingPathComponent("log.txt")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        shard.log = try FileHandle(forWritingTo: logURL)
-
-        let process = Process()
-        process.executableURL = options.executable
-        process.arguments = ["shard", "exec", jobFile.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        let events = self.events
-        let lines = LineBuffer()
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                if let rest = lines.flush() { events.push(.output(key, rest)) }
-                events.push(.outputClosed(key))
-                return
-            }
-            for line in lines.feed(data) { events.push(.output(key, line)) }
-        }
-        process.terminationHandler = { process in
-            events.push(.exited(key, process.terminationReason == .uncaughtSignal, process.terminationStatus))
-        }
-        try process.run()
+        let process = try ChildProcess(executable: options.executable, arguments: ["shard", "exec", jobFile.path],
+                                       logFile: shard.directory.appendingPathComponent("log.txt"))
         shard.process = process
-        logger.info("started \(key) (\(lease.kind)) as pid \(process.processIdentifier)")
+        logger.info("started \(key) (\(lease.kind)) as pid \(process.pid)")
     }
 
-    private var exitedBeforeOutputClosed: [LeaseKey: (signalled: Bool, status: Int32)] = [:]
-    private var outputClosedBeforeExit: Set<LeaseKey> = []
-
-    private func drainChildEvents() throws {
-        for event in events.drain() {
-            switch event {
-            case .output(let key, let line):
-                guard let shard = running[key] else { continue }
-                shard.log?.write(Data((line + "\n").utf8))
+    /// Reads what each child wrote since the last look, and finishes the ones that exited.
+    private func watchChildren() {
+        for (key, shard) in running {
+            guard let process = shard.process else { continue }
+            let exit = process.poll()
+            for line in process.newLines(final: exit != nil) {
                 shard.tail.append(line)
                 handleLine(line, shard: shard, key: key)
-            // A child is finished once it has exited and its output is read to the end.
-            case .exited(let key, let signalled, let status):
-                if outputClosedBeforeExit.remove(key) != nil {
-                    finish(key, signalled: signalled, status: status)
-                } else {
-                    exitedBeforeOutputClosed[key] = (signalled, status)
-                }
-            case .outputClosed(let key):
-                if let exit = exitedBeforeOutputClosed.removeValue(forKey: key) {
-                    finish(key, signalled: exit.signalled, status: exit.status)
-                } else {
-                    outputClosedBeforeExit.insert(key)
-                }
+            }
+            switch exit {
+            case .exited(let status)?: finish(key, signalled: false, status: status)
+            case .signalled(let signal)?: finish(key, signalled: true, status: signal)
+            case nil: break
             }
         }
     }
@@ -334,7 +303,6 @@ public final class Worker {
 
     private func finish(_ key: LeaseKey, signalled: Bool, status: Int32) {
         guard let shard = running.removeValue(forKey: key) else { return }
-        try? shard.log?.close()
         if let progress = shard.pendingProgress { send(.progress(progress)) }
         if shard.cancelled {
             try? FileManager.default.removeItem(at: shard.directory)
@@ -371,7 +339,7 @@ public final class Worker {
         waiting[key] = nil
         if let shard = running[key] {
             shard.cancelled = true
-            if let process = shard.process { kill(process.processIdentifier, SIGKILL) }
+            shard.process?.kill()
             logger.info("cancelled \(key): the coordinator gave it to another worker")
         }
     }
@@ -484,50 +452,4 @@ struct LogTail {
 
     var text: String { lines.joined(separator: "\n") }
     var lastLine: String? { lines.last }
-}
-
-/// Splits a child's output into lines; fed from one reading thread at a time.
-final class LineBuffer {
-    private var pending = Data()
-
-    func feed(_ data: Data) -> [String] {
-        pending.append(data)
-        var lines: [String] = []
-        while let newline = pending.firstIndex(of: 10) {
-            lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-            pending.removeSubrange(pending.startIndex...newline)
-        }
-        return lines
-    }
-
-    func flush() -> String? {
-        defer { pending.removeAll() }
-        return pending.isEmpty ? nil : String(decoding: pending, as: UTF8.self)
-    }
-}
-
-/// Child-process events from Foundation's threads, drained by the worker loop.
-final class EventQueue {
-    enum Event {
-        case output(LeaseKey, String)
-        case outputClosed(LeaseKey)
-        case exited(LeaseKey, Bool, Int32)
-    }
-
-    private let lock = NSLock()
-    private var events: [Event] = []
-
-    func push(_ event: Event) {
-        lock.lock()
-        events.append(event)
-        lock.unlock()
-    }
-
-    func drain() -> [Event] {
-        lock.lock()
-        defer { lock.unlock() }
-        let drained = events
-        events.removeAll()
-        return drained
-    }
 }

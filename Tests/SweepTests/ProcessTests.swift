@@ -218,6 +218,10 @@ final class ProcessTests: XCTestCase {
         let done = try doneEvents()
         XCTAssertEqual(done.count, after.shards.count)
         XCTAssertTrue(done.values.allSatisfy { $0 == 1 }, "\(done)")
+        // The workers reconnected by themselves and reclaimed what they were running.
+        let events = try store().read { try $0.events(limit: 100_000) }
+        XCTAssertEqual(events.filter { $0.event == "coordinator_started" }.count, 2)
+        XCTAssertFalse(events.filter { $0.event == "lease_adopted" }.isEmpty, "\(events.map(\.event))")
     }
 
     func testStoppedWorkerLosesItsLease() throws {
