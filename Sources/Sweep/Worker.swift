@@ -108,6 +108,8 @@ public final class Worker {
                         try handle(try Message.decode(frames))
                     } catch let error as ProtocolError {
                         logger.warning("dropped a message from the coordinator: \(error)")
+                    } catch {
+                        logger.error("\(error)")
                     }
                 }
             }
@@ -188,7 +190,16 @@ public final class Worker {
         case .heartbeat: break
         case .leases(let leases):
             credit = max(0, credit - leases.count)
-            for lease in leases { try accept(lease) }
+            for lease in leases {
+                do {
+                    try accept(lease)
+                } catch {
+                    let key = LeaseKey(shard: lease.shard, attempt: lease.attempt)
+                    waiting[key] = nil
+                    report(key, .failure(FailureReport(lease: key, error: "worker \(options.name) could not take it: \(error)",
+                                                       logTail: nil)), uploads: [:])
+                }
+            }
         case .ack(let key): unacknowledged[key] = nil
         case .cancel(let key): cancel(key)
         case .chunk(let header, let data): try receiveChunk(header, data)
@@ -203,6 +214,16 @@ public final class Worker {
             for (key, report) in unacknowledged { resend(key, report) }
         case .refused(let reason):
             logger.error("coordinator refused: \(reason)")
+            // A download the coordinator cannot serve fails the shards waiting for it.
+            for hash in downloads.keys where reason.contains(hash) {
+                if let download = downloads.removeValue(forKey: hash) { try? download.handle.close() }
+                for (key, shard) in waiting where shard.lease.inputs.values.contains(where: { $0.hash == hash })
+                    || shard.lease.resume?.hash == hash {
+                    waiting[key] = nil
+                    report(key, .failure(FailureReport(lease: key, error: "input artifact \(hash): \(reason)", logTail: nil)),
+                           uploads: [:])
+                }
+            }
         case .hello, .request, .progress, .result, .failure, .checkpoint, .put, .get:
             logger.warning("dropped a \(message.name) message, which coordinators do not send")
         }
@@ -283,7 +304,7 @@ public final class Worker {
         } else if fields.first == "@checkpoint", fields.count >= 3, let step = Int(fields[1]) {
             let path = line.split(separator: " ", maxSplits: 2).map(String.init)[2]
             do {
-                let hash = try storeInCache(URL(fileURLWithPath: path), move: true)
+                let hash = try storeInCache(URL(fileURLWithPath: path))
                 report(key, .checkpoint(CheckpointReport(lease: key, hash: hash, step: step)), uploads: [hash: "checkpoint"])
             } catch {
                 logger.warning("\(key): could not keep checkpoint \(path): \(error)")
@@ -322,7 +343,7 @@ public final class Worker {
             var outputs: [String: String] = [:]
             var uploads: [String: String] = [:]
             for (name, path) in result.outputs {
-                let hash = try storeInCache(URL(fileURLWithPath: path), move: true)
+                let hash = try storeInCache(URL(fileURLWithPath: path))
                 outputs[name] = hash
                 uploads[hash] = name
             }
@@ -358,16 +379,23 @@ public final class Worker {
 
     // MARK: artifacts
 
-    /// Moves (or copies) a file into the cache under its hash.
-    private func storeInCache(_ file: URL, move: Bool) throws -> String {
+    /// Moves a file into the cache under its hash. Workers of one machine may
+    /// share the cache, so files arrive there by an atomic rename.
+    private func storeInCache(_ file: URL) throws -> String {
         let hash = try SHA256.hex(fileAt: file)
         let target = cachedURL(hash)
-        if FileManager.default.fileExists(atPath: target.path) {
-            if move { try? FileManager.default.removeItem(at: file) }
-        } else if move {
-            try FileManager.default.moveItem(at: file, to: target)
-        } else {
-            try FileManager.default.copyItem(at: file, to: target)
+        if rename(file.path, target.path) != 0 {
+            guard errno == EXDEV else {
+                throw SweepError("cannot move \(file.path) into the cache: \(String(cString: strerror(errno)))")
+            }
+            // Another file system: copy next to the cache, then rename.
+            let staging = options.cacheDirectory.appendingPathComponent("incoming/\(hash).\(getpid())")
+            try? FileManager.default.removeItem(at: staging)
+            try FileManager.default.copyItem(at: file, to: staging)
+            guard rename(staging.path, target.path) == 0 else {
+                throw SweepError("cannot move \(staging.path) into the cache: \(String(cString: strerror(errno)))")
+            }
+            try? FileManager.default.removeItem(at: file)
         }
         return hash
     }
@@ -390,7 +418,7 @@ public final class Worker {
     }
 
     private func startDownload(_ artifact: ArtifactRef) throws {
-        let path = options.cacheDirectory.appendingPathComponent("incoming/\(artifact.hash)")
+        let path = options.cacheDirectory.appendingPathComponent("incoming/\(artifact.hash).\(getpid())")
         _ = FileManager.default.createFile(atPath: path.path, contents: nil)
         downloads[artifact.hash] = Download(size: artifact.size, received: 0,
                                             handle: try FileHandle(forWritingTo: path), path: path)
@@ -423,9 +451,17 @@ public final class Worker {
         let actual = try SHA256.hex(fileAt: download.path)
         guard actual == hash else {
             try? FileManager.default.removeItem(at: download.path)
-            throw SweepError("downloaded artifact \(hash) has hash \(actual)")
+            for (key, shard) in waiting where shard.lease.inputs.values.contains(where: { $0.hash == hash })
+                || shard.lease.resume?.hash == hash {
+                waiting[key] = nil
+                report(key, .failure(FailureReport(lease: key, error: "artifact \(hash) arrived corrupt (hash \(actual))",
+                                                   logTail: nil)), uploads: [:])
+            }
+            return
         }
-        try? FileManager.default.moveItem(at: download.path, to: cachedURL(hash))
+        guard rename(download.path.path, cachedURL(hash).path) == 0 else {
+            throw SweepError("cannot move \(download.path.path) into the cache: \(String(cString: strerror(errno)))")
+        }
         try startReadyShards()
     }
 }
