@@ -72,6 +72,7 @@ public final class Worker {
     private struct Download {
         var size: Int
         var received: Int
+        var lastChunk = Date().timeIntervalSince1970
         var handle: FileHandle
         var path: URL
     }
@@ -129,6 +130,11 @@ public final class Worker {
                 nextHeartbeat = now + heartbeatSeconds
             }
             flushProgress(now: now)
+            // A chunk request can be lost with a connection; ask again when a download stalls.
+            for (hash, download) in downloads where now - download.lastChunk > coordinatorDeadSeconds {
+                downloads[hash]!.lastChunk = now
+                requestChunk(hash, offset: download.received)
+            }
             requestWork()
             if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
             if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
@@ -149,8 +155,6 @@ public final class Worker {
         self.socket = socket
         coordinatorLastSeen = Date().timeIntervalSince1970
         sayHello()
-        // Downloads restart from where they stopped on the new connection.
-        for (hash, download) in downloads { requestChunk(hash, offset: download.received) }
         for (key, report) in unacknowledged { resend(key, report) }
     }
 
@@ -160,6 +164,8 @@ public final class Worker {
         lastHello = Date().timeIntervalSince1970
         let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
         send(.hello(Hello(worker: options.name, slots: options.slots, running: mine.sorted { $0.description < $1.description })))
+        // A coordinator that restarted lost our chunk requests: ask again from where each download stands.
+        for (hash, download) in downloads { requestChunk(hash, offset: download.received) }
     }
 
     private func send(_ message: Message) {
@@ -437,6 +443,7 @@ public final class Worker {
         guard var download = downloads[header.hash], header.offset == download.received else { return }
         try download.handle.write(contentsOf: data)
         download.received += data.count
+        download.lastChunk = Date().timeIntervalSince1970
         downloads[header.hash] = download
         if download.received >= download.size {
             try completeDownload(header.hash)
