@@ -162,10 +162,10 @@ final class ProgramBuilder {
     private func statement() {
         let simpleOnly = nesting >= 3
         let weights = [
-            10, 8, 6, 5,                    // assignment, string, nested list, set/dict
-            simpleOnly ? 0 : 6,             // set() ... .add
-            simpleOnly ? 0 : 6,             // "" ... +=
-            3, 5, 5, 3, 2, 3,               // counter, f-string, str(), swap, append, comment
+            10, 8, 8, 5,                    // assignment, string, nested list, set/dict
+            simpleOnly ? 0 : 8,             // set() ... .add
+            simpleOnly ? 0 : 8,             // "" ... +=
+            3, 5, 5, 7, 2, 3,               // counter, f-string, str(), swap, append, comment
             simpleOnly ? 0 : 4,             // while True
             simpleOnly ? 0 : 8,             // if
             simpleOnly ? 0 : 5,             // for range
@@ -177,14 +177,14 @@ final class ProgramBuilder {
         switch rng.weightedIndex(weights) {
         case 0: line("\(rng.pick(Pools.variables)) = \(expression())")
         case 1: line("\(rng.pick(Pools.variables)) = \(stringLiteral())")
-        case 2: line("\(rng.pick(Pools.variables)) = \(nestedList(depth: rng.weightedIndex([0, 5, 4, 2])))")
+        case 2: line("\(rng.pick(Pools.variables)) = \(nestedList(depth: rng.weightedIndex([0, 4, 5, 2])))")
         case 3: line("\(rng.pick(Pools.variables)) = \(rng.chance(0.5) ? setLiteral() : dictLiteral())")
         case 4: setAccumulation()
         case 5: stringAccumulation()
         case 6: counterAccumulation()
         case 7: line(fString())
         case 8: line(strCall())
-        case 9: line(tupleSwap())
+        case 9: tupleSwap()
         case 10: line("\(rng.pick(Pools.variables)).append(\(expression()))")
         case 11: line("# \(Pools.phrase(&rng, maxWords: 6))")
         case 12: whileTrue()
@@ -343,10 +343,18 @@ final class ProgramBuilder {
         }
     }
 
-    private func tupleSwap() -> String {
+    /// `a, b = b, a` (sometimes `a, b = b, a + b`), often under `if a > b:` as when ordering two
+    /// values, which also shows both names after a space, the form the swap's answer takes.
+    private func tupleSwap() {
         let a = rng.pick(Pools.shortVariables)
         let b = otherName(than: a, pool: Pools.shortVariables)
-        return rng.chance(0.8) ? "\(a), \(b) = \(b), \(a)" : "\(a), \(b) = \(b), \(a) + \(b)"
+        let swap = rng.chance(0.8) ? "\(a), \(b) = \(b), \(a)" : "\(a), \(b) = \(b), \(a) + \(b)"
+        if nesting < 3 && rng.chance(0.3) {
+            let (x, y) = rng.chance(0.5) ? (a, b) : (b, a)
+            block("if \(x) \(rng.pick([">", "<", ">=", "<="])) \(y):") { line(swap) }
+        } else {
+            line(swap)
+        }
     }
 
     // MARK: Expressions

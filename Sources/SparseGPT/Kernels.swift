@@ -103,38 +103,40 @@ func linearBackward(dInput: FloatPointer?, dWeight: FloatPointer?, dOut: UnsafeP
 
 private let geluScale: Float = (2 / Float.pi).squareRoot()
 
-func geluForward(_ out: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let v = x[i]
-        out[i] = 0.5 * v * (1 + tanhf(geluScale * (v + 0.044715 * v * v * v)))
-    }
-}
-
-/// dX = dOut * gelu'(x), in place on dOut.
-func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
+/// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3); keeps tanh(u) for the backward.
+/// tanh(u) = 1 - 2 / (exp(2u) + 1): one expf instead of tanhf.
+func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
     for i in 0..<count {
         let v = x[i]
         let u = geluScale * (v + 0.044715 * v * v * v)
-        let th = tanhf(u)
-        let sech2 = 1 - th * th
-        let grad = 0.5 * (1 + th) + 0.5 * v * sech2 * geluScale * (1 + 3 * 0.044715 * v * v)
+        let th = 1 - 2 / (expf(2 * u) + 1)
+        tanhOut[i] = th
+        out[i] = 0.5 * v * (1 + th)
+    }
+}
+
+/// dX = dOut * gelu'(x), in place on dOut, from the forward's tanh values.
+func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let v = x[i], th = tanh[i]
+        let grad = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * geluScale * (1 + 3 * 0.044715 * v * v)
         dOut[i] *= grad
     }
 }
 
 // MARK: - AbsTopK along rows of length n: keep the k largest |x|, zero the rest
 
-/// In place on `x` (rows x n); records the kept entries in `keep`. `scratch` has threads * n floats.
+/// In place on `x` (rows x n); records the kept entries in `keep`. One scratch per part of the rows.
 func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: Int, n: Int, k: Int,
-                    scratch: FloatPointer, threads: Int) {
-    let parts = max(1, min(threads, rows))
+                    scratch: [SelectionScratch], threads: Int) {
+    let parts = max(1, min(scratch.count, rows))
     parallelFor(parts, threads: threads) { part in
-        let abs = scratch + part * 2 * n, tmp = abs + n
+        let s = scratch[part]
         for r in chunkRange(rows, parts: parts, part) {
             let row = x + r * n, kr = keep + r * n
-            for i in 0..<n { abs[i] = Swift.abs(row[i]) }
-            selectTopK(abs, n, k, keep: kr, scratch: tmp)
-            for i in 0..<n where kr[i] == 0 { row[i] = 0 }
+            for i in 0..<n { s.keys[i] = magnitudeKey(row[i]) }
+            selectTopKeys(s.keys, n, k, keep: kr, histogram: s.histogram, buffer: s.buffer)
+            for i in 0..<n { row[i] = kr[i] != 0 ? row[i] : 0 }
         }
     }
 }
@@ -144,50 +146,67 @@ func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: In
     for i in 0..<count where keep[i] == 0 { dOut[i] = 0 }
 }
 
-// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels
+// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels (a multiple of 8)
+
+typealias Lanes = SIMD8<Float>
+
+@inline(__always) func loadLanes(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+@inline(__always) func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
+
+@inline(__always)
+func dotLanes(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, chunks: Int) -> Float {
+    var acc = loadLanes(a) * loadLanes(b)
+    for c in 1..<max(chunks, 1) { acc += loadLanes(a + 8 * c) * loadLanes(b + 8 * c) }
+    return acc.sum()
+}
+
+/// y += w * x over chunks of 8 lanes.
+@inline(__always)
+func axpyLanes(_ w: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, chunks: Int) {
+    for c in 0..<chunks { storeLanes(loadLanes(y + 8 * c) + w * loadLanes(x + 8 * c), y + 8 * c) }
+}
 
 func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePointer<Float>, batch: Int, length: Int,
                       d: Int, dHead: Int, threads: Int) {
-    let heads = d / dHead, T = length, stride = 3 * d
+    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
     let scale = 1 / Float(dHead).squareRoot()
-    parallelFor(batch * heads, threads: threads) { bh in
-        let b = bh / heads, h = bh % heads
-        let base = qkv + b * T * stride + h * dHead
-        let p = probs + bh * T * T
-        for i in 0..<T {
-            let q = base + i * stride
-            let row = p + i * T
-            var maxScore = -Float.infinity
-            for j in 0...i {
-                let k = base + j * stride + d
-                var s: Float = 0
-                for c in 0..<dHead { s += q[c] * k[c] }
-                s *= scale
-                row[j] = s
-                if s > maxScore { maxScore = s }
-            }
-            var sum: Float = 0
-            for j in 0...i {
-                let e = expf(row[j] - maxScore)
-                row[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
-            let o = out + (b * T + i) * d + h * dHead
-            for c in 0..<dHead { o[c] = 0 }
-            for j in 0...i {
-                row[j] *= inv
-                let w = row[j], v = base + j * stride + 2 * d
-                for c in 0..<dHead { o[c] += w * v[c] }
+    let parts = max(1, min(threads, batch * heads))
+    parallelFor(parts, threads: threads) { part in
+        for bh in chunkRange(batch * heads, parts: parts, part) {
+            let b = bh / heads, h = bh % heads
+            let base = qkv + b * T * stride + h * dHead
+            let p = probs + bh * T * T
+            for i in 0..<T {
+                let q = base + i * stride
+                let row = p + i * T
+                var maxScore = -Float.infinity
+                for j in 0...i {
+                    let s = dotLanes(q, base + j * stride + d, chunks: chunks) * scale
+                    row[j] = s
+                    maxScore = max(maxScore, s)
+                }
+                var sum: Float = 0
+                for j in 0...i {
+                    let e = expf(row[j] - maxScore)
+                    row[j] = e
+                    sum += e
+                }
+                let inv = 1 / sum
+                let o = out + (b * T + i) * d + h * dHead
+                for c in 0..<chunks { storeLanes(Lanes(repeating: 0), o + 8 * c) }
+                for j in 0...i {
+                    row[j] *= inv
+                    axpyLanes(row[j], base + j * stride + 2 * d, o, chunks: chunks)
+                }
             }
         }
     }
 }
 
-/// dQKV (overwritten) from dOut, the saved probabilities and qkv.
+/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * length floats.
 func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                        batch: Int, length: Int, d: Int, dHead: Int, threads: Int, scratch: FloatPointer) {
-    let heads = d / dHead, T = length, stride = 3 * d
+    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
     let scale = 1 / Float(dHead).squareRoot()
     let parts = max(1, min(threads, batch * heads))
     parallelFor(parts, threads: threads) { part in
@@ -197,7 +216,7 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
             let base = qkv + b * T * stride + h * dHead
             let dBase = dQKV + b * T * stride + h * dHead
             for i in 0..<T {
-                for c in 0..<dHead { dBase[i * stride + c] = 0; dBase[i * stride + d + c] = 0; dBase[i * stride + 2 * d + c] = 0 }
+                for c in 0..<(3 * chunks) { storeLanes(Lanes(repeating: 0), dBase + i * stride + (c / chunks) * d + 8 * (c % chunks)) }
             }
             let p = probs + bh * T * T
             for i in 0..<T {
@@ -205,18 +224,16 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
                 let row = p + i * T
                 var dot: Float = 0
                 for j in 0...i {
-                    let v = base + j * stride + 2 * d, dv = dBase + j * stride + 2 * d
-                    var s: Float = 0
-                    let w = row[j]
-                    for c in 0..<dHead { s += dy[c] * v[c]; dv[c] += w * dy[c] }
+                    let s = dotLanes(dy, base + j * stride + 2 * d, chunks: chunks)
+                    axpyLanes(row[j], dy, dBase + j * stride + 2 * d, chunks: chunks)
                     dp[j] = s
-                    dot += w * s
+                    dot += row[j] * s
                 }
                 let q = base + i * stride, dq = dBase + i * stride
                 for j in 0...i {
                     let ds = row[j] * (dp[j] - dot) * scale
-                    let k = base + j * stride + d, dk = dBase + j * stride + d
-                    for c in 0..<dHead { dq[c] += ds * k[c]; dk[c] += ds * q[c] }
+                    axpyLanes(ds, base + j * stride + d, dq, chunks: chunks)
+                    axpyLanes(ds, q, dBase + j * stride + d, chunks: chunks)
                 }
             }
         }
@@ -234,16 +251,21 @@ func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, r
         var maxv = -Float.infinity
         for i in 0..<vocab where l[i] > maxv { maxv = l[i] }
         var sum: Float = 0
-        for i in 0..<vocab { sum += expf(l[i] - maxv) }
-        let lse = maxv + logf(sum)
         let t = Int(targets[r])
-        total += Double(lse - l[t])
         if let dLogits {
             let g = dLogits + r * vocab
-            let invSum = 1 / sum
-            for i in 0..<vocab { g[i] = expf(l[i] - maxv) * invSum * inv }
+            for i in 0..<vocab {
+                let e = expf(l[i] - maxv)
+                g[i] = e
+                sum += e
+            }
+            let scale = inv / sum
+            for i in 0..<vocab { g[i] *= scale }
             g[t] -= inv
+        } else {
+            for i in 0..<vocab { sum += expf(l[i] - maxv) }
         }
+        total += Double(maxv + logf(sum) - l[t])
     }
     return Float(total / Double(rows))
 }

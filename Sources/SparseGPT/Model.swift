@@ -17,7 +17,7 @@ final class Site {
 final class BlockActivations {
     let rstd1, rstd2: FloatBuffer
     let attnIn, qkv, attnOut, mlpIn, mlpNeuron, mlpOut: Site
-    let attnY, probs, residMid, fcPre: FloatBuffer
+    let attnY, probs, residMid, fcPre, geluTanh: FloatBuffer
 
     init(rows: Int, probsCount: Int, d: Int) {
         rstd1 = FloatBuffer(count: rows); rstd2 = FloatBuffer(count: rows)
@@ -25,6 +25,7 @@ final class BlockActivations {
         mlpIn = Site(count: rows * d); mlpNeuron = Site(count: rows * 4 * d); mlpOut = Site(count: rows * d)
         attnY = FloatBuffer(count: rows * d); probs = FloatBuffer(count: probsCount)
         residMid = FloatBuffer(count: rows * d); fcPre = FloatBuffer(count: rows * 4 * d)
+        geluTanh = FloatBuffer(count: rows * 4 * d)
     }
 }
 
@@ -63,8 +64,18 @@ public final class GPT {
     private var dResid = FloatBuffer(count: 0), dA = FloatBuffer(count: 0), dY = FloatBuffer(count: 0)
     private var dWide = FloatBuffer(count: 0), dQKV = FloatBuffer(count: 0)
     private var scratch = FloatBuffer(count: 0)
+    private var selection: [SelectionScratch] = []
     private var ablation: NodeAblation?
     private var nodeGradientSums: [Double] = []
+    /// Whether products with sparse weights and sparse activations skip zeros (otherwise all run
+    /// as dense sgemm); results agree to float rounding.
+    public var useSparseKernels = true
+    /// Per layer: compressed c_attn, attn.c_proj, c_fc, mlp.c_proj for the current forward, where sparse enough.
+    private(set) var sparseWeights: [[SparseMatrix?]] = []
+    private var sparseStore: [[SparseMatrix]] = []
+    private var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    /// A product runs sparse when (weight density) x (activation density) is at most this.
+    static let sparseProductCutoff = 1.0 / 16
     /// d loss / d mask of the last backward after an ablated forward (global node order).
     public private(set) var nodeMaskGradient: [Float] = []
 
@@ -88,10 +99,14 @@ public final class GPT {
         setThreads(self.threads)
     }
 
+    deinit { activeInputs.deallocate() }
+
     /// Sets the thread count of the model's loops and of OpenBLAS (a process-wide setting).
     public func setThreads(_ n: Int) {
         threads = max(1, n)
         openblas_set_num_threads(Int32(threads))
+        capacityRows = 0     // per-thread scratch is sized at the next forward
+        capacityProbs = 0
     }
 
     /// The values of parameter `name` (a copy).
@@ -128,7 +143,10 @@ public final class GPT {
         logits = FloatBuffer(count: n * config.vocab); dLogits = FloatBuffer(count: n * config.vocab)
         dResid = FloatBuffer(count: n * d); dA = FloatBuffer(count: n * d); dY = FloatBuffer(count: n * d)
         dWide = FloatBuffer(count: n * 4 * d); dQKV = FloatBuffer(count: n * 3 * d)
-        scratch = FloatBuffer(count: max(threads, 1) * max(2 * 4 * d, config.context) + 4 * d)
+        scratch = FloatBuffer(count: max(threads, 1) * config.context)
+        selection = (0..<threads).map { _ in SelectionScratch(capacity: 4 * d) }
+        activeInputs.deallocate()
+        activeInputs = .allocate(capacity: threads * 4 * d)
     }
 
     // MARK: forward
@@ -166,7 +184,7 @@ public final class GPT {
         let k = keptCount(config.afrac, segment)
         if k < segment {
             absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
-                           scratch: scratch.pointer, threads: threads)
+                           scratch: selection, threads: threads)
         }
         guard let ablation else { return site.value.pointer }
         if site.ablated == nil || site.ablated!.count < site.value.count { site.ablated = FloatBuffer(count: site.value.count) }
@@ -186,9 +204,54 @@ public final class GPT {
         }
     }
 
+    /// Compresses the block matrices whose products are sparse enough to skip zeros.
+    private func prepareSparseWeights() {
+        let c = config, d = c.dModel
+        let activationDensity = keptCount(c.afrac, d) < d ? c.afrac : 1
+        if sparseStore.isEmpty {
+            sparseStore = (0..<c.nLayer).map { _ in
+                [SparseMatrix(rows: 3 * d, cols: d), SparseMatrix(rows: d, cols: d), SparseMatrix(rows: 4 * d, cols: d), SparseMatrix(rows: d, cols: 4 * d)]
+            }
+        }
+        sparseWeights = (0..<c.nLayer).map { l in
+            let w = layout.layer(l)
+            return [w.cAttn, w.attnProj, w.cFc, w.mlpProj].enumerated().map { (m, offset) -> SparseMatrix? in
+                let matrix = sparseStore[l][m]
+                let p = parameters.pointer + offset
+                let density = Double(SparseMatrix.countNonzero(p, matrix.rows * matrix.cols)) / Double(matrix.rows * matrix.cols)
+                guard useSparseKernels && density * activationDensity <= GPT.sparseProductCutoff else { return nil }
+                matrix.rebuild(from: p)
+                return matrix
+            }
+        }
+    }
+
+    /// out = input @ W^T, skipping zeros when W is compressed.
+    private func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
+                        outFeatures: Int, sparse: SparseMatrix?) {
+        if let sparse {
+            sparseProduct(out, outWidth: outFeatures, input, inWidth: inFeatures, rows: rows, start: sparse.colStart,
+                          index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
+        } else {
+            linearForward(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        }
+    }
+
+    /// dInput = dOut @ W (skipping zeros when W is compressed) and dWeight += dOut^T @ input (dense: Adam needs all of it).
+    private func linearGrad(dInput: FloatPointer, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
+                            weight offset: Int, rows: Int, inFeatures: Int, outFeatures: Int, sparse: SparseMatrix?) {
+        if let sparse {
+            sparseProduct(dInput, outWidth: inFeatures, dOut, inWidth: outFeatures, rows: rows, start: sparse.rowStart,
+                          index: sparse.rowIndex, value: sparse.rowValue, indices: activeInputs, threads: threads)
+        }
+        linearBackward(dInput: sparse == nil ? dInput : nil, dWeight: dWeight, dOut: dOut, input, weight: parameters.pointer + offset,
+                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+    }
+
     private func runForward() {
         let c = config, d = c.dModel, rows = batch * length
         let P = parameters.pointer
+        prepareSparseWeights()
         tokens.withUnsafeBufferPointer { t in
             embeddingForward(residuals[0].pointer, tokens: t.baseAddress!, wte: P + layout.wte, wpe: P + layout.wpe,
                              batch: batch, length: length, d: d)
@@ -198,7 +261,8 @@ public final class GPT {
             let x = residuals[l].pointer
             rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d)
             let h1 = finish(a.attnIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnIn))
-            linearForward(a.qkv.value.pointer, h1, weight: P + w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d)
+            let sw = sparseWeights[l]
+            linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
             let qkv = finish(a.qkv, rows: rows, width: 3 * d, segment: d, nodeOffset: nodes.offset(layer: l, .q))
             attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, batch: batch, length: length, d: d,
                              dHead: c.dHead, threads: threads)
@@ -208,10 +272,10 @@ public final class GPT {
             for i in 0..<rows * d { x2[i] = x[i] + ao[i] }
             rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d)
             let h2 = finish(a.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
-            linearForward(a.fcPre.pointer, h2, weight: P + w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d)
-            geluForward(a.mlpNeuron.value.pointer, a.fcPre.pointer, count: rows * 4 * d)
+            linear(a.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+            geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d)
             let hn = finish(a.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-            linearForward(a.mlpOut.value.pointer, hn, weight: P + w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d)
+            linear(a.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
             let mo = finish(a.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
             let out = residuals[l + 1].pointer
             for i in 0..<rows * d { out[i] = x2[i] + mo[i] }
@@ -359,13 +423,14 @@ public final class GPT {
             dOut.update(from: dR, count: rows * d)
             siteBackward(dOut, value: a.mlpOut.value.pointer, keep: sparseActivations ? a.mlpOut.keep.pointer : nil,
                          rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
-            linearBackward(dInput: dWide.pointer, dWeight: g(w.mlpProj), dOut: dOut, out(a.mlpNeuron), weight: P + w.mlpProj,
-                           rows: rows, inFeatures: 4 * d, outFeatures: d)
+            let sw = sparseWeights[l]
+            linearGrad(dInput: dWide.pointer, dWeight: g(w.mlpProj), dOut: dOut, out(a.mlpNeuron), weight: w.mlpProj,
+                       rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
             siteBackward(dWide.pointer, value: a.mlpNeuron.value.pointer, keep: neuronTopK ? a.mlpNeuron.keep.pointer : nil,
                          rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-            geluBackward(dWide.pointer, a.fcPre.pointer, count: rows * 4 * d)
-            linearBackward(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: P + w.cFc,
-                           rows: rows, inFeatures: d, outFeatures: 4 * d)
+            geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d)
+            linearGrad(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: w.cFc,
+                       rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
             siteBackward(dA.pointer, value: a.mlpIn.value.pointer, keep: sparseActivations ? a.mlpIn.keep.pointer : nil,
                          rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
             rmsnormBackward(dX: dR, dGain: g(w.ln2), dOut: dA.pointer, a.residMid.pointer, rstd: a.rstd2.pointer, gain: P + w.ln2,
@@ -374,14 +439,14 @@ public final class GPT {
             dA.pointer.update(from: dR, count: rows * d)
             siteBackward(dA.pointer, value: a.attnOut.value.pointer, keep: sparseActivations ? a.attnOut.keep.pointer : nil,
                          rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnOut))
-            linearBackward(dInput: dY.pointer, dWeight: g(w.attnProj), dOut: dA.pointer, a.attnY.pointer, weight: P + w.attnProj,
-                           rows: rows, inFeatures: d, outFeatures: d)
+            linearGrad(dInput: dY.pointer, dWeight: g(w.attnProj), dOut: dA.pointer, a.attnY.pointer, weight: w.attnProj,
+                       rows: rows, inFeatures: d, outFeatures: d, sparse: sw[1])
             attentionBackward(dQKV: dQKV.pointer, dOut: dY.pointer, probs: a.probs.pointer, qkv: out(a.qkv), batch: batch,
                               length: length, d: d, dHead: c.dHead, threads: threads, scratch: scratch.pointer)
             siteBackward(dQKV.pointer, value: a.qkv.value.pointer, keep: sparseActivations ? a.qkv.keep.pointer : nil,
                          rows: rows, width: 3 * d, nodeOffset: nodes.offset(layer: l, .q))
-            linearBackward(dInput: dA.pointer, dWeight: g(w.cAttn), dOut: dQKV.pointer, out(a.attnIn), weight: P + w.cAttn,
-                           rows: rows, inFeatures: d, outFeatures: 3 * d)
+            linearGrad(dInput: dA.pointer, dWeight: g(w.cAttn), dOut: dQKV.pointer, out(a.attnIn), weight: w.cAttn,
+                       rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
             siteBackward(dA.pointer, value: a.attnIn.value.pointer, keep: sparseActivations ? a.attnIn.keep.pointer : nil,
                          rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnIn))
             rmsnormBackward(dX: dR, dGain: g(w.ln1), dOut: dA.pointer, residuals[l].pointer, rstd: a.rstd1.pointer, gain: P + w.ln1,

@@ -1,62 +1,98 @@
 /// Top-k selection with the reference's tie rule: the k largest scores are kept, and ties at the
 /// k-th value go to the lowest indices (the first k of a stable descending sort).
+///
+/// Scores are non-negative floats (|x|, |w|, or +infinity for forced entries) handled as their bit
+/// patterns, which order like the floats; the k-th largest is found by MSB-first radix select.
 
-/// The k-th largest value (k >= 1) of `values[0..<n]`; reorders `values` (quickselect).
+/// The sort key of |x|: the bit pattern without the sign (so -0 and +0 tie, as |x| does).
 @inline(__always)
-func kthLargest(_ values: UnsafeMutablePointer<Float>, _ n: Int, _ k: Int) -> Float {
-    var lo = 0, hi = n - 1
-    let target = k - 1                     // index in descending order
-    while lo < hi {
-        // median of three as pivot, descending partition
-        let mid = lo + (hi - lo) >> 1
-        var a = values[lo], b = values[mid], c = values[hi]
-        if a < b { swap(&a, &b) }
-        if b < c { swap(&b, &c) }
-        if a < b { swap(&a, &b) }
-        let pivot = b
-        var i = lo, j = hi
-        while i <= j {
-            while values[i] > pivot { i += 1 }
-            while values[j] < pivot { j -= 1 }
-            if i <= j {
-                let t = values[i]; values[i] = values[j]; values[j] = t
-                i += 1; j -= 1
-            }
-        }
-        if target <= j { hi = j } else if target >= i { lo = i } else { return values[target] }
+func magnitudeKey(_ x: Float) -> UInt32 { x.bitPattern & 0x7fff_ffff }
+
+/// Scratch space for selecting among up to `capacity` keys.
+final class SelectionScratch {
+    let capacity: Int
+    let keys: UnsafeMutablePointer<UInt32>
+    let buffer: UnsafeMutablePointer<UInt32>
+    let histogram: UnsafeMutablePointer<Int32>
+    init(capacity: Int) {
+        self.capacity = max(capacity, 1)
+        keys = .allocate(capacity: self.capacity)
+        buffer = .allocate(capacity: self.capacity)
+        histogram = .allocate(capacity: 256)
     }
-    return values[target]
+    deinit {
+        keys.deallocate(); buffer.deallocate(); histogram.deallocate()
+    }
 }
 
-/// Marks in `keep` (1 = kept) the k largest of `scores[0..<n]` (stride `stride`), ties to the lower index.
-/// `scratch` holds n floats.
+/// Marks in `keep` (1 = kept, stride `keepStride`) the k largest of `keys[0..<n]`, ties to the lower index.
+/// Radix select over bytes, most significant first, stopping as soon as a bucket boundary separates
+/// exactly k keys (the common case); otherwise the exact k-th key is found and ties are resolved by index.
 @inline(__always)
-func selectTopK(_ scores: UnsafePointer<Float>, stride: Int = 1, _ n: Int, _ k: Int,
-                keep: UnsafeMutablePointer<UInt8>, keepStride: Int = 1, scratch: UnsafeMutablePointer<Float>) {
-    if k >= n {
-        for i in 0..<n { keep[i * keepStride] = 1 }
+func selectTopKeys(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: UnsafeMutablePointer<UInt8>, keepStride: Int = 1,
+                   histogram: UnsafeMutablePointer<Int32>, buffer: UnsafeMutablePointer<UInt32>) {
+    if k >= n || k <= 0 {
+        let value: UInt8 = k <= 0 ? 0 : 1
+        for i in 0..<n { keep[i * keepStride] = value }
         return
     }
-    if k <= 0 {
-        for i in 0..<n { keep[i * keepStride] = 0 }
-        return
-    }
-    for i in 0..<n { scratch[i] = scores[i * stride] }
-    let threshold = kthLargest(scratch, n, k)
-    var above = 0
-    for i in 0..<n where scores[i * stride] > threshold { above += 1 }
-    var tiesLeft = k - above
-    for i in 0..<n {
-        let s = scores[i * stride]
-        if s > threshold {
-            keep[i * keepStride] = 1
-        } else if s == threshold && tiesLeft > 0 {
-            keep[i * keepStride] = 1
-            tiesLeft -= 1
-        } else {
-            keep[i * keepStride] = 0
+    var source = keys, count = n, rank = Int32(k), prefix: UInt32 = 0
+    var shift: UInt32 = 24
+    var threshold: UInt32
+    var separated = false
+    while true {
+        histogram.update(repeating: 0, count: 256)
+        for i in 0..<count { histogram[Int((source[i] &>> shift) & 0xff)] &+= 1 }
+        var bucket = 255
+        while histogram[bucket] < rank {
+            rank &-= histogram[bucket]
+            bucket &-= 1
         }
+        prefix |= UInt32(bucket) &<< shift
+        if histogram[bucket] == rank {          // keys >= prefix are exactly the k largest
+            threshold = prefix
+            separated = true
+            break
+        }
+        if shift == 0 {                         // prefix is the k-th largest key, with surplus ties
+            threshold = prefix
+            break
+        }
+        // keep only the keys of the chosen bucket (branch-free compaction)
+        var m = 0
+        let b = UInt32(bucket)
+        for i in 0..<count {
+            let v = source[i]
+            buffer[m] = v
+            m &+= Int(truncatingIfNeeded: (((v &>> shift) & 0xff) == b) ? 1 as UInt8 : 0)
+        }
+        source = UnsafePointer(buffer)
+        count = m
+        shift &-= 8
     }
+    if separated {
+        for i in 0..<n { keep[i * keepStride] = keys[i] >= threshold ? 1 : 0 }
+        return
+    }
+    var above = 0
+    for i in 0..<n { above &+= keys[i] > threshold ? 1 : 0 }
+    let ties = k - above
+    var seen = 0
+    for i in 0..<n {
+        let key = keys[i]
+        let isTie = key == threshold ? 1 : 0
+        let take = key > threshold || (isTie == 1 && seen < ties)
+        seen &+= isTie
+        keep[i * keepStride] = take ? 1 : 0
+    }
+}
+
+/// Marks the k largest of the non-negative `scores[0..<n]` (stride `stride`), ties to the lower index.
+func selectTopK(_ scores: UnsafePointer<Float>, stride: Int = 1, _ n: Int, _ k: Int,
+                keep: UnsafeMutablePointer<UInt8>, keepStride: Int = 1, scratch: SelectionScratch) {
+    precondition(n <= scratch.capacity)
+    for i in 0..<n { scratch.keys[i] = magnitudeKey(scores[i * stride]) }
+    selectTopKeys(scratch.keys, n, k, keep: keep, keepStride: keepStride, histogram: scratch.histogram, buffer: scratch.buffer)
 }
 
 /// ceil(frac * n) in float64, as the reference counts kept entries.

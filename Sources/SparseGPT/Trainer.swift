@@ -30,7 +30,7 @@ public final class Trainer {
     public let adamM: FloatBuffer
     public let adamV: FloatBuffer
     private let scores: FloatBuffer
-    private let selectScratch: FloatBuffer
+    private let selectScratch: SelectionScratch
     private let keep: ByteBuffer
     private let forced: ByteBuffer
 
@@ -45,7 +45,7 @@ public final class Trainer {
         adamV = FloatBuffer(count: model.layout.count)
         let largest = model.layout.tensors.map(\.count).max() ?? 1
         scores = FloatBuffer(count: largest)
-        selectScratch = FloatBuffer(count: largest)
+        selectScratch = SelectionScratch(capacity: largest)
         keep = ByteBuffer(count: largest)
         forced = ByteBuffer(count: largest)
     }
@@ -117,11 +117,11 @@ public final class Trainer {
             let f = forced.pointer
             if tensor.neuronsAreColumns {
                 for c in 0..<cols {
-                    selectTopK(s + c, stride: cols, rows, config.minPerNeuron, keep: f + c, keepStride: cols, scratch: selectScratch.pointer)
+                    selectTopK(s + c, stride: cols, rows, config.minPerNeuron, keep: f + c, keepStride: cols, scratch: selectScratch)
                 }
             } else {
                 for r in 0..<rows {
-                    selectTopK(s + r * cols, cols, config.minPerNeuron, keep: f + r * cols, scratch: selectScratch.pointer)
+                    selectTopK(s + r * cols, cols, config.minPerNeuron, keep: f + r * cols, scratch: selectScratch)
                 }
             }
             var forcedCount = 0
@@ -131,7 +131,7 @@ public final class Trainer {
             }
             k = max(k, forcedCount)
         }
-        selectTopK(s, count, k, keep: keep.pointer, scratch: selectScratch.pointer)
+        selectTopK(s, count, k, keep: keep.pointer, scratch: selectScratch)
         let m = adamM.pointer + tensor.offset, v = adamV.pointer + tensor.offset, kp = keep.pointer
         for i in 0..<count where kp[i] == 0 {
             w[i] = 0; m[i] = 0; v[i] = 0

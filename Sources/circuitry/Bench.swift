@@ -7,6 +7,7 @@ struct Bench: ParsableCommand {
             BenchDispatch.self,
             BenchTrain.self,
             BenchTokenizer.self,
+            BenchPrune.self,
         ]
     )
 }

@@ -18,6 +18,8 @@ struct Circuitry: ParsableCommand {
             RetryCommand.self,
             ReportCommand.self,
             ShardCommand.self,
+            Prune.self,
+            Train.self,
         ]
     )
 }

@@ -60,12 +60,15 @@ final class GradientCheckTests: XCTestCase {
     func testGELUBackward() {
         let x = randoms(20, scale: 2), r = randoms(20)
         func forward(_ x: [Float]) -> [Float] {
-            var out = [Float](repeating: 0, count: x.count)
-            geluForward(&out, x, count: x.count)
+            var out = [Float](repeating: 0, count: x.count), th = out
+            geluForward(&out, tanhOut: &th, x, count: x.count)
             return out
         }
+        var out = [Float](repeating: 0, count: x.count), th = out
+        geluForward(&out, tanhOut: &th, x, count: x.count)
+        for (a, b) in zip(out, x) { XCTAssertEqual(a, 0.5 * b * (1 + tanhf((2 / Float.pi).squareRoot() * (b + 0.044715 * b * b * b))), accuracy: 1e-6) }
         var dx = r
-        geluBackward(&dx, x, count: x.count)
+        geluBackward(&dx, x, tanh: th, count: x.count)
         check(x, analytic: dx, h: 1e-3, "gelu dx") { dot(forward($0), r) }
     }
 
@@ -89,12 +92,12 @@ final class GradientCheckTests: XCTestCase {
         let rows = 3, n = 10, k = 4
         let x = randoms(rows * n), r = randoms(rows * n)
         func forward(_ x: [Float]) -> [Float] {
-            var v = x, keep = [UInt8](repeating: 0, count: x.count), scratch = [Float](repeating: 0, count: 4 * n)
-            absTopKForward(&v, keep: &keep, rows: rows, n: n, k: k, scratch: &scratch, threads: 1)
+            var v = x, keep = [UInt8](repeating: 0, count: x.count)
+            absTopKForward(&v, keep: &keep, rows: rows, n: n, k: k, scratch: [SelectionScratch(capacity: n)], threads: 1)
             return v
         }
-        var v = x, keep = [UInt8](repeating: 0, count: x.count), scratch = [Float](repeating: 0, count: 4 * n)
-        absTopKForward(&v, keep: &keep, rows: rows, n: n, k: k, scratch: &scratch, threads: 1)
+        var v = x, keep = [UInt8](repeating: 0, count: x.count)
+        absTopKForward(&v, keep: &keep, rows: rows, n: n, k: k, scratch: [SelectionScratch(capacity: n), SelectionScratch(capacity: n)], threads: 2)
         XCTAssertEqual(keep.map(Int.init).reduce(0, +), rows * k)
         var dx = r
         absTopKBackward(&dx, keep: keep, count: dx.count)

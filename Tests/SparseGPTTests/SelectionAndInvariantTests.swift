@@ -8,9 +8,9 @@ final class SelectionAndInvariantTests: XCTestCase {
         var rng = RandomGenerator(seed: 9)
         for trial in 0..<300 {
             let n = 1 + rng.below(40), k = rng.below(n + 2)
-            let scores = (0..<n).map { _ in Float(rng.below(trial % 2 == 0 ? 4 : 1000)) }
-            var keep = [UInt8](repeating: 7, count: n), scratch = [Float](repeating: 0, count: n)
-            selectTopK(scores, n, k, keep: &keep, scratch: &scratch)
+            let scores = (0..<n).map { _ in trial % 3 == 2 ? Float(rng.unit()) * 1e-3 : Float(rng.below(trial % 3 == 0 ? 4 : 1000)) }
+            var keep = [UInt8](repeating: 7, count: n)
+            selectTopK(scores, n, k, keep: &keep, scratch: SelectionScratch(capacity: n))
             let order = (0..<n).sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
             var expected = [UInt8](repeating: 0, count: n)
             for i in order.prefix(k) { expected[i] = 1 }

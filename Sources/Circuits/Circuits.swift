@@ -1,1 +1,0 @@
-// Circuits: see DESIGN in README.md for this module's job.

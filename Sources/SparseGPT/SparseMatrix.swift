@@ -1,0 +1,93 @@
+/// A weight matrix (rows x cols, row-major) in compressed form, both by rows (CSR) and by columns
+/// (CSC), for products that skip zero weights and zero activations. Rebuilt from the dense weights
+/// before each forward, so it always matches them.
+final class SparseMatrix {
+    let rows: Int
+    let cols: Int
+    private(set) var nonzero = 0
+    let rowStart: UnsafeMutablePointer<Int32>
+    let rowIndex: UnsafeMutablePointer<Int32>
+    let rowValue: UnsafeMutablePointer<Float>
+    let colStart: UnsafeMutablePointer<Int32>
+    let colIndex: UnsafeMutablePointer<Int32>
+    let colValue: UnsafeMutablePointer<Float>
+
+    init(rows: Int, cols: Int) {
+        self.rows = rows
+        self.cols = cols
+        let capacity = rows * cols
+        rowStart = .allocate(capacity: rows + 1); rowIndex = .allocate(capacity: capacity); rowValue = .allocate(capacity: capacity)
+        colStart = .allocate(capacity: cols + 1); colIndex = .allocate(capacity: capacity); colValue = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        rowStart.deallocate(); rowIndex.deallocate(); rowValue.deallocate()
+        colStart.deallocate(); colIndex.deallocate(); colValue.deallocate()
+    }
+
+    /// Number of nonzeros of the dense `w`.
+    static func countNonzero(_ w: UnsafePointer<Float>, _ count: Int) -> Int {
+        var n = 0
+        for i in 0..<count { n &+= w[i] != 0 ? 1 : 0 }
+        return n
+    }
+
+    func rebuild(from w: UnsafePointer<Float>) {
+        var n = 0
+        for c in 0...cols { colStart[c] = 0 }
+        for r in 0..<rows {
+            rowStart[r] = Int32(n)
+            let wr = w + r * cols
+            for c in 0..<cols where wr[c] != 0 {
+                rowIndex[n] = Int32(c)
+                rowValue[n] = wr[c]
+                colStart[c + 1] += 1
+                n += 1
+            }
+        }
+        rowStart[rows] = Int32(n)
+        nonzero = n
+        for c in 0..<cols { colStart[c + 1] += colStart[c] }
+        // fill by rows, so each column's entries are in increasing row order
+        let next = UnsafeMutablePointer<Int32>.allocate(capacity: cols)
+        defer { next.deallocate() }
+        next.update(from: colStart, count: cols)
+        for r in 0..<rows {
+            for e in Int(rowStart[r])..<Int(rowStart[r + 1]) {
+                let c = Int(rowIndex[e])
+                let slot = Int(next[c])
+                colIndex[slot] = Int32(r)
+                colValue[slot] = rowValue[e]
+                next[c] += 1
+            }
+        }
+    }
+}
+
+/// out[n, :outWidth] = sum over nonzero input[n, j] of input[n, j] * (row j of a compressed matrix):
+/// with the CSC of W (j = input feature) it is input @ W^T; with the CSR of W (j = output feature)
+/// it is dOut @ W. Skips zero activations and zero weights. `indices` holds threads * inWidth Int32.
+func sparseProduct(_ out: FloatPointer, outWidth: Int, _ input: UnsafePointer<Float>, inWidth: Int, rows: Int,
+                   start: UnsafePointer<Int32>, index: UnsafePointer<Int32>, value: UnsafePointer<Float>,
+                   indices: UnsafeMutablePointer<Int32>, threads: Int) {
+    let parts = max(1, min(threads, rows))
+    parallelFor(parts, threads: threads) { part in
+        let active = indices + part * inWidth
+        for n in chunkRange(rows, parts: parts, part) {
+            let o = out + n * outWidth, x = input + n * inWidth
+            o.update(repeating: 0, count: outWidth)
+            var m = 0
+            for j in 0..<inWidth {            // branch-free list of the nonzero inputs
+                active[m] = Int32(j)
+                m &+= x[j] != 0 ? 1 : 0
+            }
+            for a in 0..<m {
+                let j = Int(active[a])
+                let xj = x[j]
+                for e in Int(start[j])..<Int(start[j + 1]) {
+                    o[Int(index[e])] += xj * value[e]
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import SparseGPT
+
+/// `circuitry train`: trains one weight-sparse model and writes its checkpoint.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train one weight-sparse GPT (SPEC 2-3) from flags or a YAML run file and write a safetensors checkpoint.",
+        discussion: """
+        Settings come from --config (a flat YAML mapping with the reference's keys: d_model, n_layer, density, \
+        embed_density, lr, steps, ...), then from flags, which override the file. Training data is a flat \
+        little-endian uint16 token file (--tokens, held-out --val); without --tokens the run trains on a \
+        seeded random token stream. --resume continues a checkpoint's run (its configuration) to the end, \
+        bit for bit as an uninterrupted run.
+        """)
+
+    @Option(help: "YAML run file (flat mapping of settings).") var config: String?
+    @Option(help: "Checkpoint to continue from (its configuration is used).") var resume: String?
+    @Option(help: "Where to write the checkpoint (.safetensors).") var out: String
+    @Option(help: "Training tokens: flat little-endian uint16 file.") var tokens: String?
+    @Option(help: "Held-out tokens, same format.") var val: String?
+    @Option(help: "Held-out windows evaluated.") var valWindows = 256
+    @Option(help: "Stop after this many steps in all (the schedule still spans --steps), to continue later with --resume.") var stopAfter: Int?
+    @Option(help: "Threads.") var threads = 2
+    @Option(help: "Progress line every N steps when stderr is not a terminal.") var logEvery = 50
+    @Option(help: "Held-out evaluation every N steps (0: at the end only).") var evalEvery = 0
+
+    @Option(help: "Vocabulary size.") var vocab: Int?
+    @Option(help: "Sequence length.") var context: Int?
+    @Option(help: "Model width.") var dModel: Int?
+    @Option(help: "Transformer blocks.") var nLayer: Int?
+    @Option(help: "AbsTopK fraction (1 = off).") var afrac: Double?
+    @Option(help: "Block-matrix density (1 = dense).") var density: Double?
+    @Option(help: "Embedding density (default min(1, 4 density)).") var embedDensity: Double?
+    @Option(help: "Base learning rate.") var lr: Double?
+    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Sequences per step.") var batch: Int?
+    @Option(help: "Seed (weights and batches).") var seed: UInt64?
+
+    private var configFlags: [(String, Bool)] {
+        [("--vocab", vocab != nil), ("--context", context != nil), ("--d-model", dModel != nil), ("--n-layer", nLayer != nil),
+         ("--afrac", afrac != nil), ("--density", density != nil), ("--embed-density", embedDensity != nil), ("--lr", lr != nil),
+         ("--steps", steps != nil), ("--batch", batch != nil), ("--seed", seed != nil), ("--config", config != nil)]
+    }
+
+    func runConfig() throws -> RunConfig {
+        var run = RunConfig()
+        if let config {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw ValidationError("cannot read run file \(config)")
+            }
+            run = try RunConfig.fromYAML(text, file: config)
+        }
+        if let vocab { run.model.vocab = vocab }
+        if let context { run.model.context = context }
+        if let dModel { run.model.dModel = dModel }
+        if let nLayer { run.model.nLayer = nLayer }
+        if let afrac { run.model.afrac = afrac }
+        if let density { run.training.density = density }
+        if let embedDensity { run.training.embedDensity = embedDensity }
+        if let lr { run.training.lr = lr }
+        if let steps { run.training.steps = steps }
+        if let batch { run.training.batch = batch }
+        if let seed { run.training.seed = seed }
+        return run
+    }
+
+    func run() throws {
+        let trainer: Trainer
+        if let resume {
+            if let flag = configFlags.first(where: { $0.1 }) {
+                throw ValidationError("--resume continues the checkpoint's configuration; drop \(flag.0)")
+            }
+            trainer = try Checkpoint.load(from: resume).makeTrainer(threads: threads)
+        } else {
+            let run = try runConfig()
+            try run.training.validate(for: run.model)
+            trainer = try Trainer(model: GPT(config: run.model, seed: run.training.seed, threads: threads), config: run.training)
+        }
+        let model = trainer.model.config, training = trainer.config
+        let trainTokens = try tokens.map(readTokenFile) ?? randomTokens(count: 1 << 22, vocab: model.vocab, seed: training.seed)
+        let data = try TokenWindows(tokens: trainTokens, length: model.context, vocab: model.vocab, name: tokens ?? "random token stream")
+        var heldOut: [Int32]?
+        if let val {
+            heldOut = try TokenWindows(tokens: readTokenFile(val), length: model.context, vocab: model.vocab, name: val)
+                .evenlySpacedWindows(count: valWindows)
+        } else if tokens == nil {
+            heldOut = try TokenWindows(tokens: randomTokens(count: 1 << 16, vocab: model.vocab, seed: training.seed &+ 1),
+                                       length: model.context, vocab: model.vocab).evenlySpacedWindows(count: valWindows)
+        }
+        let run = try TrainingRun(trainer: trainer, data: data, heldOut: heldOut)
+        let line = ProgressLine(interactive: isatty(STDERR_FILENO) != 0)
+        try run.run(until: stopAfter, reportEvery: line.interactive ? 1 : max(1, logEvery), evaluateEvery: evalEvery) { line.show($0) }
+        line.finish()
+        try Checkpoint(trainer: trainer).save(to: out)
+        FileHandle.standardError.write(Data("wrote \(out) at step \(trainer.step) of \(training.steps)\n".utf8))
+    }
+}
+
+/// The live progress line on stderr: rewritten in place on a terminal, one line per report otherwise.
+struct ProgressLine {
+    let interactive: Bool
+
+    func show(_ p: TrainingProgress) {
+        var text = String(format: "step %d/%d  loss %.4f  %.0f tok/s  density %.4f (embed %.4f)  nonzero %d  ETA %@",
+                          p.step, p.steps, p.loss, p.tokensPerSecond, p.density, p.embedDensity, p.nonzero, duration(p.etaSeconds))
+        if let heldOut = p.heldOutLoss { text += String(format: "  held-out %.4f", heldOut) }
+        FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + text : text + "\n").utf8))
+    }
+
+    func finish() {
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    private func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+}
