@@ -42,6 +42,8 @@ let package = Package(
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
         .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "Circuits", "circuitry"]),
+        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"], exclude: ["learnability.py"]),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
