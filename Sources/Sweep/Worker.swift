@@ -17,6 +17,8 @@ public struct WorkerOptions {
     public var coordinatorDeadSeconds: Double = 5
     /// Stop once this long without any lease (nil: run until stopped).
     public var idleExitSeconds: Double?
+    /// CURVE keys; required by a coordinator that listens beyond loopback.
+    public var security: WorkerSecurity?
 
     public init(connect: String, slots: Int, name: String, cacheDirectory: URL, workDirectory: URL, executable: URL) {
         self.connect = connect
@@ -35,6 +37,7 @@ public final class Worker {
     private var logger: Logger
     private let context: Context
     private var socket: Socket?
+    private var handshakeWatch: HandshakeWatch?
     private var generation = 0
     private var coordinatorLastSeen = 0.0
     private var nextHeartbeat = 0.0
@@ -95,6 +98,7 @@ public final class Worker {
         try connect()
         defer {
             for shard in running.values { if let process = shard.process { kill(process.processIdentifier, SIGKILL) } }
+            handshakeWatch?.close()
             socket?.close()
         }
         while !stopRequested && !StopSignal.received {
@@ -109,10 +113,12 @@ public final class Worker {
                     }
                 }
             }
+            handshakeWatch?.drain()
             try drainChildEvents()
             let now = Date().timeIntervalSince1970
             if now - coordinatorLastSeen > coordinatorDeadSeconds {
                 logger.warning("coordinator silent for \(coordinatorDeadSeconds)s; reconnecting in \(reconnectBackoff)s")
+                handshakeWatch?.close()
                 socket?.close()
                 socket = nil
                 Thread.sleep(forTimeInterval: reconnectBackoff)
@@ -137,6 +143,7 @@ public final class Worker {
         try socket.setLinger(0)
         try socket.setRoutingID(Array("\(options.name)/\(generation)".utf8))
         try socket.setSendHighWaterMark(100_000)
+        handshakeWatch = try Worker.secure(socket, security: options.security, endpoint: options.connect, logger: logger)
         try socket.connect(options.connect)
         self.socket = socket
         credit = 0

@@ -26,6 +26,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Exit after this many seconds without work.")
     var idleExit: Double?
 
+    @Option(help: "This worker's CURVE key pair file (from `circuitry keygen`).")
+    var key: String?
+
+    @Option(help: "The coordinator's public key: its .pub file or the 40-character Z85 key.")
+    var serverKey: String?
+
     func run() throws {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -34,7 +40,16 @@ struct WorkerCommand: ParsableCommand {
                                     cacheDirectory: URL(fileURLWithPath: cache), workDirectory: URL(fileURLWithPath: work),
                                     executable: currentExecutable())
         options.idleExitSeconds = idleExit
+        let logger = Logger(label: "worker \(workerName)")
+        switch (key, serverKey) {
+        case (let keyFile?, let server?):
+            let keyURL = URL(fileURLWithPath: keyFile)
+            if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
+            options.security = try WorkerSecurity(keyFile: keyURL, serverKey: server)
+        case (nil, nil): break
+        default: throw ValidationError("--key and --server-key go together")
+        }
         StopSignal.install()
-        try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()
+        try Worker(options: options, logger: logger).run()
     }
 }
