@@ -69,7 +69,7 @@ public enum CurveKeyFile {
     public static func readKeyPair(_ url: URL) throws -> CurveKeyPair {
         let text = try readText(url)
         var fields: [String: String] = [:]
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let parts = trimmed.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -148,8 +148,9 @@ public struct AuthorizedKeys: Equatable {
 
     public init(parsing text: String, file: String) throws {
         var entries: [Entry] = []
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+        // Character.isNewline also matches "\r\n", which Swift reads as one character.
+        for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let words = line.split(whereSeparator: \.isWhitespace)
             guard let first = words.first.map(String.init) else { continue }
             if isCurveKey(first) {
                 let name = words.dropFirst().joined(separator: " ")

@@ -27,6 +27,7 @@ public enum Z85 {
 
 /// Reports a socket's connection events (libzmq's `zmq_socket_monitor`) on a
 /// PAIR socket of the same context, read without blocking with `nextEvent()`.
+/// Read it regularly: once a thousand events wait, libzmq's I/O thread stalls.
 public final class SocketMonitor {
     public struct Event: Equatable {
         public let kind: Kind
@@ -90,8 +91,12 @@ public final class SocketMonitor {
         return Event(kind: Kind(code), value: value, endpoint: String(decoding: frames[1], as: UTF8.self))
     }
 
-    /// Stops monitoring; call before closing the monitored socket.
+    deinit { close() }
+
+    /// Stops monitoring. libzmq's I/O thread blocks on a monitor nobody reads,
+    /// so the monitor stops before its reader goes away.
     public func close() {
+        guard !reader.isClosed else { return }
         if !monitored.isClosed { zmq_socket_monitor(monitored.rawHandle, nil, 0) }
         reader.close()
     }

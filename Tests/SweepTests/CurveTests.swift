@@ -179,11 +179,12 @@ final class CurveTests: XCTestCase {
         // Authorising a key takes effect without a restart. The file's time stamp must change.
         Thread.sleep(forTimeInterval: 1.1)
         try "\(allowed.publicKey)\n\(stranger.publicKey) late\n".write(to: authorized, atomically: true, encoding: .utf8)
-        let (later, _) = try client(stranger)
-        XCTAssertEqual(try answer(from: coordinator, to: later, seconds: 10), .rehello)
+        let (later, laterMonitor) = try client(stranger)
+        XCTAssertEqual(try answer(from: coordinator, to: later, seconds: 10), .rehello, logged.text)
+        XCTAssertTrue(logged.text.contains("reloaded \(authorized.path): 2 authorised keys"), logged.text)
 
         for socket in [good, bad, plain, later] { socket.close() }
-        for monitor in [goodMonitor, badMonitor, plainMonitor] { monitor.close() }
+        for monitor in [goodMonitor, badMonitor, plainMonitor, laterMonitor] { monitor.close() }
         coordinator.stop()
         try coordinator.run()
     }
