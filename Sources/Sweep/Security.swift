@@ -342,9 +342,12 @@ final class HandshakeWatch {
                         + "add the worker's .pub file to the coordinator's authorised-keys file"
                 } ?? "the coordinator at \(endpoint) requires CURVE keys (ZAP status \(event.value)): give --key and --server-key"
             case .handshakeFailedProtocol, .handshakeFailedOther:
+                // A protocol failure carries libzmq's protocol error code, any other one an errno.
+                let detail = event.kind == .handshakeFailedProtocol
+                    ? "protocol error 0x\(String(event.value, radix: 16))" : String(cString: strerror(Int32(event.value)))
                 message = publicKey == nil
-                    ? "handshake with \(endpoint) failed (error \(event.value)): the coordinator probably requires CURVE; give --key and --server-key"
-                    : "handshake with \(endpoint) failed (error \(event.value)): check --server-key, and that the coordinator uses CURVE"
+                    ? "handshake with \(endpoint) failed (\(detail)): the coordinator probably requires CURVE; give --key and --server-key"
+                    : "handshake with \(endpoint) failed (\(detail)): check --server-key, and that the coordinator uses CURVE"
             default:
                 continue
             }
