@@ -12,13 +12,13 @@ public struct WorkerOptions {
     public var workDirectory: URL
     /// The `circuitry` binary that runs `shard exec` in a child process.
     public var executable: URL
+    /// CURVE keys; required by a coordinator that listens beyond loopback.
+    public var security: WorkerSecurity?
     /// Until the coordinator's welcome says otherwise.
     public var heartbeatSeconds: Double = 1
     public var coordinatorDeadSeconds: Double = 5
     /// Stop once this long without any lease (nil: run until stopped).
     public var idleExitSeconds: Double?
-    /// CURVE keys; required by a coordinator that listens beyond loopback.
-    public var security: WorkerSecurity?
 
     public init(connect: String, slots: Int, name: String, cacheDirectory: URL, workDirectory: URL, executable: URL) {
         self.connect = connect
@@ -98,7 +98,6 @@ public final class Worker {
         try connect()
         defer {
             for shard in running.values { if let process = shard.process { kill(process.processIdentifier, SIGKILL) } }
-            handshakeWatch?.close()
             socket?.close()
         }
         while !stopRequested && !StopSignal.received {
@@ -113,7 +112,6 @@ public final class Worker {
                     }
                 }
             }
-            handshakeWatch?.drain()
             try drainChildEvents()
             let now = Date().timeIntervalSince1970
             if now - coordinatorLastSeen > coordinatorDeadSeconds {
@@ -126,6 +124,7 @@ public final class Worker {
                 try connect()
                 continue
             }
+            handshakeWatch?.drain()
             if now >= nextHeartbeat {
                 send(.heartbeat)
                 nextHeartbeat = now + heartbeatSeconds
