@@ -188,6 +188,55 @@ final class CurveTests: XCTestCase {
         coordinator.stop()
         try coordinator.run()
     }
+    /// What crosses the wire: with CURVE nothing of the protocol is readable; without, the
+    /// same exchange shows its JSON (so the relay does see the traffic).
+    func testTrafficIsEncrypted() throws {
+        let server = try CurveKeyPair.generate()
+        let worker = try CurveKeyPair.generate()
+        let authorized = directory.appendingPathComponent("authorized_keys")
+        try "\(worker.publicKey) w\n".write(to: authorized, atomically: true, encoding: .utf8)
+        let marker = "marker-\(UUID().uuidString)"
+
+        func relayedBytes(encrypted: Bool) throws -> Data {
+            let run = try preparedRunDirectory()
+            let coordinator = try Coordinator(
+                runDirectory: run, bind: "tcp://127.0.0.1:*",
+                security: encrypted ? CoordinatorSecurity(keyPair: server, authorizedKeysFile: authorized) : nil,
+                logger: Logger(label: "test") { _ in LogCapture() })
+            let relay = try RecordingRelay(targetPort: Int(coordinator.endpoint.split(separator: ":").last!)!)
+            let context = try Context()
+            let client = try context.socket(.dealer)
+            try client.setLinger(0)
+            if encrypted { try client.makeCurveClient(serverPublicKey: server.publicKey, keyPair: worker) }
+            try client.connect("tcp://127.0.0.1:\(relay.port)")
+            try client.send(Message.hello(Hello(worker: marker, slots: 1, running: [])).encoded())
+            var welcomed = false
+            let deadline = Date().addingTimeInterval(10)
+            while !welcomed && Date() < deadline {
+                try coordinator.step(timeout: 20)
+                while let frames = try client.receive(dontWait: true) {
+                    if case .welcome = try Message.decode(frames) { welcomed = true }
+                }
+            }
+            XCTAssertTrue(welcomed, "no welcome through the relay (encrypted: \(encrypted))")
+            client.close()
+            coordinator.stop()
+            try coordinator.run()
+            try FileManager.default.removeItem(at: run)
+            let bytes = relay.bytes
+            relay.stop()
+            return bytes
+        }
+
+        let plain = try relayedBytes(encrypted: false)
+        XCTAssertNotNil(plain.range(of: Data(marker.utf8)), "the relay sees plaintext traffic")
+        let encrypted = try relayedBytes(encrypted: true)
+        XCTAssertGreaterThan(encrypted.count, 200)
+        for secret in [marker, "\"worker\"", "CSW", "heartbeatSeconds"] {
+            XCTAssertNil(encrypted.range(of: Data(secret.utf8)), "'\(secret)' crossed the wire in clear")
+        }
+        XCTAssertNotNil(encrypted.range(of: Data("CURVE".utf8)), "the greeting names the mechanism")
+    }
 }
 
 /// Collects log lines in memory.
@@ -213,5 +262,84 @@ final class LogCapture: LogHandler {
         lock.lock()
         defer { lock.unlock() }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// A TCP relay on 127.0.0.1 that forwards every connection to a target port and keeps
+/// a copy of all bytes it passes, in both directions: what an eavesdropper would see.
+final class RecordingRelay {
+    private(set) var port = 0
+    private let listener: Int32
+    private let lock = NSLock()
+    private var recorded = Data()
+    private var descriptors: [Int32] = []
+
+    init(targetPort: Int) throws {
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = RecordingRelay.loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        guard listener >= 0, bound else { throw SweepError("relay: cannot listen on 127.0.0.1") }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        Thread { [self] in
+            while true {
+                let client = accept(listener, nil, nil)
+                if client < 0 { return }
+                let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var target = RecordingRelay.loopback(port: targetPort)
+                let connected = withUnsafePointer(to: &target) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                    }
+                }
+                guard connected else { close(client); close(server); continue }
+                lock.lock()
+                descriptors += [client, server]
+                lock.unlock()
+                for (from, to) in [(client, server), (server, client)] {
+                    Thread { [self] in copy(from: from, to: to) }.start()
+                }
+            }
+        }.start()
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+
+    private func copy(from: Int32, to: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(from, &buffer, buffer.count)
+            if count <= 0 { break }
+            lock.lock()
+            recorded.append(contentsOf: buffer[0..<count])
+            lock.unlock()
+            if write(to, buffer, count) != count { break }
+        }
+        shutdown(to, Int32(SHUT_WR))
+    }
+
+    /// Every byte relayed so far.
+    var bytes: Data {
+        lock.lock()
+        defer { lock.unlock() }
+        return recorded
+    }
+
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        lock.lock()
+        for descriptor in descriptors { shutdown(descriptor, Int32(SHUT_RDWR)) }
+        lock.unlock()
     }
 }

@@ -128,6 +128,11 @@ final class ProtocolFuzzTests: ClusterTestCase {
         ]
     }
 
+    /// The suite's budget times CIRCUITRY_FUZZ_SCALE, for longer campaigns by hand.
+    private static var scale: Int {
+        max(1, ProcessInfo.processInfo.environment["CIRCUITRY_FUZZ_SCALE"].flatMap(Int.init) ?? 1)
+    }
+
     private static var seed: UInt64 {
         ProcessInfo.processInfo.environment["CIRCUITRY_FUZZ_SEED"].flatMap(UInt64.init) ?? UInt64(Date().timeIntervalSince1970 * 1000)
     }
@@ -138,7 +143,7 @@ final class ProtocolFuzzTests: ClusterTestCase {
         let seed = ProtocolFuzzTests.seed
         var fuzzer = FrameFuzzer(seed: seed, seeds: ProtocolFuzzTests.allSeeds())
         var accepted = 0, refused = 0
-        for _ in 0..<6_000 {
+        for _ in 0..<6_000 * ProtocolFuzzTests.scale {
             let frames = fuzzer.message()
             do {
                 let message = try Message.decode(frames)
@@ -210,7 +215,7 @@ final class ProtocolFuzzTests: ClusterTestCase {
         waitUntil("the coordinator listens") { log("coordinator").contains("coordinator on ") }
         let before = try storeDigest()
 
-        try fuzz(&fuzzer, count: 2_500, port: port, coordinator: coordinator)
+        try fuzz(&fuzzer, count: 2_500 * ProtocolFuzzTests.scale, port: port, coordinator: coordinator)
         // A heartbeat from a fresh connection is answered once everything before it was handled.
         let context = try Context()
         let probe = try context.socket(.dealer)
