@@ -40,10 +40,8 @@ let package = Package(
         // One test target per library; each is added with its library.
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
         .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "Circuits", "circuitry"]),
-        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"], exclude: ["learnability.py"]),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
