@@ -161,9 +161,9 @@ final class ProgramBuilder {
     private func statement() {
         let simpleOnly = indent >= 3
         let weights = [
-            10, 8, 8, 5,                    // assignment, string, nested list, set/dict
+            10, 8, 14, 5,                   // assignment, string, nested list, set/dict
             simpleOnly ? 0 : 8,             // set() ... .add
-            simpleOnly ? 0 : 10,            // "" ... +=
+            simpleOnly ? 0 : 12,            // "" ... +=
             4, 5, 5, 14, 2, 3,              // counter, f-string, str(), swap, append, comment
             simpleOnly ? 0 : 4,             // while True
             simpleOnly ? 0 : 8,             // if
@@ -176,7 +176,7 @@ final class ProgramBuilder {
         switch rng.weightedIndex(weights) {
         case 0: line("\(variable()) = \(expression())")
         case 1: line("\(variable()) = \(stringLiteral())")
-        case 2: line("\(variable()) = \(nestedList(depth: rng.weightedIndex([0, 4, 5, 2])))")
+        case 2: line("\(variable()) = \(nestedList(depth: rng.weightedIndex([0, 3, 6, 2])))")
         case 3: line("\(variable()) = \(rng.chance(0.5) ? setLiteral() : dictLiteral())")
         case 4: setAccumulation()
         case 5: stringAccumulation()
