@@ -27,6 +27,8 @@ public final class Coordinator {
     /// Leases found in the store at start-up, held for their workers to reclaim until the deadline.
     private var orphanLeases: [LeaseKey: Double] = [:]
     private var nextHeartbeat = 0.0
+    private var rehelloSent: [Data: Double] = [:]
+    private var nextLeaseAudit = 0.0
     private var stopRequested = false
     private var outgoing: [(Data, Message)] = []
     /// Counters for the dispatch benchmark and the logs.
@@ -141,7 +143,11 @@ public final class Coordinator {
             case .put(let header, let data): try receiveChunk(header, data, tx: tx, now: now)
             default: break
             }
-            reply(identity, .rehello)
+            // Once a second at most: a reconnecting worker's queued messages all arrive at once.
+            if now - (rehelloSent[identity] ?? 0) >= 1 {
+                rehelloSent[identity] = now
+                reply(identity, .rehello)
+            }
             return
         }
         workers[identity]!.lastSeen = now
@@ -186,15 +192,27 @@ public final class Coordinator {
     }
 
     private func welcome(_ hello: Hello, identity: Data, tx: StoreTransaction, now: Double) throws {
+        rehelloSent[identity] = nil
         var state = WorkerState(name: hello.worker, lastSeen: now)
+        // A repeated hello on the same connection keeps the leases sent since the first one.
+        if let existing = workers[identity] { state.leases = existing.leases }
         for key in hello.running {
             if try tx.adoptLease(shard: key.shard, attempt: key.attempt, owner: hello.worker, now: now) {
                 orphanLeases[key] = nil
                 for other in workers.keys { workers[other]!.leases[key] = nil }
-                state.leases[key] = now
+                state.leases[key] = state.leases[key] ?? now
             } else {
                 reply(identity, .cancel(key))
             }
+        }
+        // The same worker on an earlier connection: whatever it no longer runs was lost in between.
+        for (other, previous) in workers where previous.name == hello.worker && other != identity {
+            for key in previous.leases.keys where state.leases[key] == nil {
+                _ = try tx.recordFailure(shard: key.shard, attempt: key.attempt,
+                                         error: "worker \(hello.worker) reconnected without it", logTail: nil,
+                                         retries: spec.retries, now: now)
+            }
+            workers[other] = nil
         }
         workers[identity] = state
         try tx.log(nil, "worker_joined", "\(hello.worker) with \(hello.slots) slots", now: now)
@@ -215,10 +233,24 @@ public final class Coordinator {
             workers[identity] = nil
         }
         for (key, deadline) in orphanLeases where now > deadline {
+            orphanLeases[key] = nil
+            if workers.values.contains(where: { $0.leases[key] != nil }) { continue }
             _ = try tx.recordFailure(shard: key.shard, attempt: key.attempt,
                                      error: "no worker reclaimed this lease after the coordinator restarted",
                                      logTail: nil, retries: spec.retries, now: now)
-            orphanLeases[key] = nil
+        }
+        // Any lease that no connected worker holds (lost in a reconnect, or of an
+        // earlier process) is given the grace a restart gives, then goes back.
+        if now >= nextLeaseAudit {
+            nextLeaseAudit = now + spec.timeouts.workerDeadSeconds
+            let held = Set(workers.values.flatMap { $0.leases.keys })
+            for lease in try tx.activeLeases() {
+                let key = LeaseKey(shard: lease.shard, attempt: lease.attempt)
+                if !held.contains(key) && orphanLeases[key] == nil {
+                    orphanLeases[key] = now + spec.timeouts.workerDeadSeconds
+                }
+            }
+            rehelloSent = rehelloSent.filter { now - $0.value < 60 }
         }
         if spec.timeouts.shardSeconds > 0 {
             for (identity, worker) in workers {

@@ -56,7 +56,7 @@ public enum DispatchBenchmark {
             let process = Process()
             process.executableURL = executable
             process.arguments = ["worker", "--connect", coordinator.endpoint, "--slots", "\(slotsPerWorker)",
-                                 "--name", "bench-\(index)", "--idle-exit", "10",
+                                 "--name", "bench-\(index)", "--idle-exit", "10", "--exit-with-parent",
                                  "--cache", directory.appendingPathComponent("cache").path,
                                  "--work-dir", directory.appendingPathComponent("work-\(index)").path]
             process.standardOutput = FileHandle.nullDevice

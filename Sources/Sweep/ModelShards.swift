@@ -1,3 +1,4 @@
+import Circuits
 import Foundation
 import PythonCode
 import SparseGPT
@@ -11,7 +12,8 @@ import SparseGPT
 ///   `train.checkpoint_every` via `context.checkpoint`, continuing from
 ///   `context.resume` → output `checkpoint`, summary `pretrain_loss`, `nonzero_weights`;
 /// - prune: the frontier of one (model, task) from `train.checkpoint` and
-///   `prepare.*` → output `curve` (frontier document), summary `edges` at the headline target.
+///   `prepare.*` → outputs `curve` (frontier document) and `circuit` (the circuit at the
+///   headline target), summary `edges` and `nodes` there (absent when unreachable).
 enum ModelShards {
     static let tokenizerBytes = 2_000_000
 
@@ -39,15 +41,15 @@ enum ModelShards {
         try writeTokenFile(tokens.heldOut, to: heldOutFile.path)
         context.progress(step: 2, total: total, loss: nil)
 
-        var entries: [PairsFile.Entry] = []
+        var pairs: [TaskData] = []
         for (index, task) in tasks.enumerated() {
             let splits = try task.makePairs(tokenizer: tokenizer, seed: UInt64(data.corpusSeed), trainPairs: data.trainPairs,
                                             testPairs: data.testPairs, maxLength: model.context)
-            entries.append(PairsFile.Entry(task: task.name, train: PairsFile.split(splits.train), test: PairsFile.split(splits.test)))
+            pairs.append(TaskData(task: task.name, train: try circuitPairs(splits.train), test: try circuitPairs(splits.test)))
             context.progress(step: 3 + index, total: total, loss: nil)
         }
         let tasksFile = out.appendingPathComponent("tasks.json")
-        try JSONEncoder().encode(PairsFile(tasks: entries)).write(to: tasksFile)
+        try TaskPairsFile.save(pairs, to: tasksFile)
         return ShardOutput(outputs: ["tokenizer": tokenizerFile, "train_tokens": trainFile,
                                      "held_out_tokens": heldOutFile, "tasks": tasksFile],
                            summary: ["vocab_size": Double(tokenizer.vocabularySize), "train_tokens": Double(tokens.train.count),
@@ -114,32 +116,49 @@ enum ModelShards {
     }
 
     static func prune(_ context: ShardContext) throws -> ShardOutput {
-        throw SweepError("shard \(context.job.shard): the prune kind needs the Circuits pruner, which this build does not include yet")
+        let task = try context.params.task.orThrow("task", context)
+        let section = try context.params.prune.orThrow("prune", context)
+        var request = PruneRequest(modelPath: try context.input("train.checkpoint").path,
+                                   pairsPath: try context.input("prepare.tasks").path)
+        request.tasks = [task]
+        request.heldOutTokensPath = try context.input("prepare.held_out_tokens").path
+        request.target = Float(section.headlineTarget)
+        request.settings.lambdas = section.lambdas.map(Float.init)
+        request.settings.targets = section.targetLosses.map(Float.init)
+        request.settings.pruning.steps = section.steps
+        request.settings.pruning.learningRate = Float(section.learningRate)
+        request.settings.pruning.batchPairs = section.batchSize
+        request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
+        // One shard per core: the worker's slots are the parallelism.
+        request.workers = 1
+        // The pruner reports every 100 steps of each λ run.
+        let total = max(1, section.lambdas.count * (section.steps / 100))
+        var reports = 0
+        let outcomes = try runPrune(request) { line in
+            reports += 1
+            let loss = line.components(separatedBy: "task loss ").last.flatMap { Double($0.prefix { $0 != "," }) }
+            context.progress(step: min(reports, total), total: total, loss: loss)
+        }
+        context.progress(step: total, total: total, loss: nil)
+        guard let outcome = outcomes.first else {
+            throw SweepError("shard \(context.job.shard): the pruner returned no frontier for \(task)")
+        }
+        let circuit = outcome.circuit
+        var summary: [String: Double] = ["full_loss": Double(circuit.fullLoss), "reachable": circuit.reachable ? 1 : 0,
+                                         "target": section.headlineTarget]
+        if circuit.reachable, let edges = circuit.edgeCount, let nodes = circuit.nodeCount {
+            summary["edges"] = Double(edges)
+            summary["nodes"] = Double(nodes)
+        }
+        return ShardOutput(outputs: ["curve": URL(fileURLWithPath: outcome.frontierPath),
+                                     "circuit": URL(fileURLWithPath: outcome.circuitPath)],
+                           summary: summary)
     }
 }
 
-/// Task pairs as the pruner reads them: `{"tasks": [{"task", "train", "test"}]}`, each split
-/// `{"prompts": [[id, ...]] (unpadded), "lengths": [n], "cand": [[correct, wrong]]}` per prompt.
-struct PairsFile: Codable {
-    struct Split: Codable {
-        var prompts: [[Int32]]
-        var lengths: [Int32]
-        var cand: [[Int32]]
-    }
-
-    struct Entry: Codable {
-        var task: String
-        var train: Split
-        var test: Split
-    }
-
-    var tasks: [Entry]
-
-    static func split(_ pairs: TaskPairs) -> Split {
-        Split(prompts: (0..<pairs.promptCount).map { Array(pairs.prompt($0)) },
-              lengths: pairs.lengths,
-              cand: (0..<pairs.promptCount).map { [pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]] })
-    }
+/// The generator's pairs in the pruner's type (the same padded layout).
+private func circuitPairs(_ pairs: PythonCode.TaskPairs) throws -> Circuits.TaskPairs {
+    try Circuits.TaskPairs(width: pairs.width, prompts: pairs.prompts, lengths: pairs.lengths, candidates: pairs.candidates)
 }
 
 extension Optional {

@@ -32,6 +32,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Exit after this many seconds without work.")
     var idleExit: Double?
 
+    @Flag(help: .hidden)
+    var exitWithParent = false
+
     func run() throws {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -40,6 +43,7 @@ struct WorkerCommand: ParsableCommand {
                                     cacheDirectory: URL(fileURLWithPath: cache), workDirectory: URL(fileURLWithPath: work),
                                     executable: currentExecutable())
         options.idleExitSeconds = idleExit
+        options.exitWithParent = exitWithParent
         StopSignal.install()
         options.security = try security(logger: Logger(label: "worker \(workerName)"))
         try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()

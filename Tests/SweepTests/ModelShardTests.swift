@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Circuits
 @testable import Sweep
 
 /// The real prepare and train kinds, run in-process on a tiny configuration.
@@ -26,14 +27,15 @@ final class ModelShardTests: XCTestCase {
             data: {train_sequences: 200, held_out_sequences: 8, train_pairs: 8, test_pairs: 4}
             model: {context: 32}
             train: {steps: 12, batch_size: 2, checkpoint_every: 0.25}
+            prune: {steps: 20, lambdas: [0.001, 0.01], target_losses: [0.3, 0.6], headline_target: 0.6, batch_size: 8}
             """, file: "tiny.yaml")
         let shards = plan(spec)
         let prepare = try ShardRunner.run(job(shards[0], inputs: [:], name: "prepare")) { _ in }
         XCTAssertEqual(Set(prepare.outputs.keys), ["tokenizer", "train_tokens", "held_out_tokens", "tasks"])
-        let pairs = try JSONDecoder().decode(PairsFile.self, from: Data(contentsOf: prepare.outputs["tasks"]!))
-        XCTAssertEqual(pairs.tasks.map(\.task), ["var_swap", "bracket_brace"])
-        XCTAssertEqual(pairs.tasks[0].train.prompts.count, 16, "8 pairs, two prompts each")
-        XCTAssertEqual(pairs.tasks[0].test.cand.count, 8)
+        let pairs = try TaskPairsFile.load(prepare.outputs["tasks"]!)
+        XCTAssertEqual(pairs.map(\.task).sorted(), ["bracket_brace", "var_swap"])
+        XCTAssertEqual(pairs[0].train.count, 16, "8 pairs, two prompts each")
+        XCTAssertEqual(pairs[0].test.pairCount, 4)
         let inputs = Dictionary(uniqueKeysWithValues: prepare.outputs.map { ("prepare.\($0.key)", $0.value.path) })
 
         let train = shards[1]
@@ -54,6 +56,26 @@ final class ModelShardTests: XCTestCase {
         XCTAssertEqual(resumed.summary["resumed_from_step"], 6)
         XCTAssertEqual(try SHA256.hex(fileAt: resumed.outputs["checkpoint"]!), try SHA256.hex(fileAt: whole.outputs["checkpoint"]!))
         XCTAssertEqual(resumed.summary["pretrain_loss"], loss)
+
+        // Prune one task of the trained model: a frontier document and a headline circuit.
+        let prune = try XCTUnwrap(shards.first { $0.kind == "prune" && $0.params.task == "var_swap" && $0.dependencies.contains(train.id) })
+        var pruneInputs = inputs
+        pruneInputs["train.checkpoint"] = whole.outputs["checkpoint"]!.path
+        var pruneProgress: [Int] = []
+        let pruned = try ShardRunner.run(job(prune, inputs: pruneInputs, name: "prune")) { line in
+            if line.hasPrefix("@progress ") { pruneProgress.append(Int(line.split(separator: " ")[1])!) }
+        }
+        XCTAssertEqual(Set(pruned.outputs.keys), ["curve", "circuit"])
+        XCTAssertEqual(pruneProgress.last, 1, "the last report marks the end")
+        let curve = try JSONSerialization.jsonObject(with: Data(contentsOf: pruned.outputs["curve"]!)) as! [String: Any]
+        XCTAssertEqual(curve["task"] as? String, "var_swap")
+        XCTAssertEqual((curve["points"] as? [Any])?.count, 2)
+        XCTAssertNotNil(pruned.summary["full_loss"])
+        if pruned.summary["reachable"] == 1 {
+            XCTAssertGreaterThan(pruned.summary["edges"] ?? 0, 0)
+        } else {
+            XCTAssertNil(pruned.summary["edges"], "an unreachable circuit has no size")
+        }
 
         // A checkpoint of another model is refused by name.
         var other = train
