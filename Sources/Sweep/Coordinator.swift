@@ -85,6 +85,8 @@ public final class Coordinator {
 
     public func stop() { stopRequested = true }
 
+    deinit { authenticator?.stop() }
+
     /// Serves until `shouldStop` says so (checked between batches) or `stop()` is called.
     public func run(while shouldContinue: () -> Bool = { true }) throws {
         while !stopRequested && shouldContinue() {
