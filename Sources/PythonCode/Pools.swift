@@ -26,7 +26,7 @@ public enum Pools {
     public static let indices: [String] = ["i", "j", "k", "n", "idx", "index", "pos", "num", "row", "col"]
 
     public static let verbs: [String] = [
-        "get", "set", "load", "save", "read", "write", "parse", "build", "make", "find", "check",
+        "get", "put", "load", "save", "read", "write", "parse", "build", "make", "find", "check",
         "update", "process", "compute", "count", "format", "print", "collect", "merge", "split",
         "sort", "filter", "clean", "render", "send", "handle", "apply", "add", "remove", "scan",
     ]
@@ -60,9 +60,10 @@ public enum Pools {
         "collections", "pathlib", "typing", "logging", "datetime",
     ]
 
-    /// Calls that take one argument and are always valid at parse time.
+    /// Calls that take one argument and are always valid at parse time. `set` is left out (as is
+    /// a `set_` verb) so that `set` in a program always means a new, empty set.
     public static let builtinCalls: [String] = [
-        "len", "str", "int", "float", "abs", "sorted", "list", "set", "tuple", "min", "max", "sum",
+        "len", "str", "int", "float", "abs", "sorted", "list", "tuple", "min", "max", "sum",
         "repr", "bool", "reversed", "print",
     ]
 

@@ -163,8 +163,8 @@ final class ProgramBuilder {
         let weights = [
             10, 8, 8, 5,                    // assignment, string, nested list, set/dict
             simpleOnly ? 0 : 8,             // set() ... .add
-            simpleOnly ? 0 : 8,             // "" ... +=
-            3, 5, 5, 7, 2, 3,               // counter, f-string, str(), swap, append, comment
+            simpleOnly ? 0 : 10,            // "" ... +=
+            4, 5, 5, 14, 2, 3,              // counter, f-string, str(), swap, append, comment
             simpleOnly ? 0 : 4,             // while True
             simpleOnly ? 0 : 8,             // if
             simpleOnly ? 0 : 5,             // for range
@@ -205,7 +205,7 @@ final class ProgramBuilder {
         let v = accumulatorName()
         line("\(v) = set()")
         fillerLines(avoiding: v)
-        if rng.chance(0.5) {
+        if rng.chance(0.3) {
             let x = otherName(than: v)
             block("for \(x) in \(otherName(than: v, x)):") { line("\(v).add(\(x))") }
         } else {
@@ -225,7 +225,7 @@ final class ProgramBuilder {
             default: return "f\"{\(otherName(than: v))} \""
             }
         }
-        if rng.chance(0.5) {
+        if rng.chance(0.3) {
             let x = otherName(than: v)
             block("for \(x) in \(otherName(than: v, x)):") { line("\(v) += \(addition())") }
         } else {
@@ -416,11 +416,14 @@ final class ProgramBuilder {
         rng.chance(0.8) ? Pools.number(&rng) : stringLiteral(&rng)
     }
 
-    static func nestedList(_ rng: inout SeededGenerator, depth: Int) -> String {
+    /// A list of `depth` levels. A flat list has up to 9 elements, as many as a nested one of
+    /// 3 inner lists of up to 3, so length alone never tells a nested list from a flat one.
+    static func nestedList(_ rng: inout SeededGenerator, depth: Int, inner: Bool = false) -> String {
         if depth <= 1 {
-            return "[" + (0..<rng.int(in: 1...4)).map { _ in listElement(&rng) }.joined(separator: ", ") + "]"
+            let count = inner ? rng.int(in: 1...3) : rng.int(in: 1...9)
+            return "[" + (0..<count).map { _ in listElement(&rng) }.joined(separator: ", ") + "]"
         }
-        return "[" + (0..<rng.int(in: 1...3)).map { _ in nestedList(&rng, depth: depth - 1) }.joined(separator: ", ") + "]"
+        return "[" + (0..<rng.int(in: 1...3)).map { _ in nestedList(&rng, depth: depth - 1, inner: true) }.joined(separator: ", ") + "]"
     }
 
     private func setLiteral() -> String {

@@ -79,8 +79,10 @@ private func opening(_ rng: inout SeededGenerator, avoiding: [String]) -> (Strin
     return ("def \(Pools.functionName(&rng))(\(params.joined(separator: ", "))):\n", 1)
 }
 
-private func elements(_ rng: inout SeededGenerator, count: Int) -> [String] {
-    (0..<count).map { _ in ProgramBuilder.listElement(&rng) }
+/// List elements; the last is a number, because a closing quote would merge with the bracket
+/// that follows it (`"]` is one pre-token piece) and the candidate would never be seen alone.
+private func elements(_ rng: inout SeededGenerator, count: Int, lastIsNumber: Bool) -> [String] {
+    (0..<count).map { k in k == count - 1 && lastIsNumber ? Pools.number(&rng) : ProgramBuilder.listElement(&rng) }
 }
 
 extension PythonTask {
@@ -103,7 +105,8 @@ extension PythonTask {
         let v = rng.pick(Pools.variables)
         let (head, indent) = opening(&rng, avoiding: [v])
         let pre = head + filler(&rng, max: 2, indent: indent, avoiding: [v]) + indentUnit(indent) + "\(v) = "
-        let groups = (0..<rng.int(in: 1...3)).map { _ in elements(&rng, count: rng.int(in: 1...3)) }
+        let n = rng.int(in: 1...3)
+        let groups = (0..<n).map { k in elements(&rng, count: rng.int(in: 1...3), lastIsNumber: k == n - 1) }
         let nested = "[" + groups.map { "[" + $0.joined(separator: ", ") }.joined(separator: "], ")
         let flat = "[" + groups.flatMap { $0 }.joined(separator: ", ")
         return TaskPair(promptA: pre + nested, promptB: pre + flat, target: "]]", alt: "]")
@@ -154,7 +157,7 @@ extension PythonTask {
         let v = rng.pick(Pools.variables)
         let (head, indent) = opening(&rng, avoiding: [v])
         let pre = head + filler(&rng, max: 2, indent: indent, avoiding: [v]) + indentUnit(indent) + "\(v) = "
-        let items = elements(&rng, count: rng.int(in: 1...4)).joined(separator: ", ")
+        let items = elements(&rng, count: rng.int(in: 1...4), lastIsNumber: true).joined(separator: ", ")
         return TaskPair(promptA: pre + "[" + items, promptB: pre + "{" + items, target: "]", alt: "}")
     }
 
