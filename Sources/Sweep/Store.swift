@@ -428,11 +428,6 @@ public struct StoreTransaction {
         return counts
     }
 
-    /// Whether some pending shard can never become ready by itself (it waits on nothing leased or pending).
-    public func earliestBackoff() throws -> Double? {
-        try Double.fetchOne(db.cachedStatement(sql: "SELECT min(not_before) FROM shards WHERE state = 'pending' AND waiting_on = 0"))
-    }
-
     public func shards(states: [ShardState]? = nil, limit: Int? = nil) throws -> [ShardStatus] {
         var sql = """
             SELECT s.id, s.kind, s.state, s.attempts, s.max_attempts, s.lease_owner, s.progress_step,
