@@ -12,6 +12,7 @@ public final class Coordinator {
     private let spec: SweepSpec
     private let context: Context
     private let router: Socket
+    private var authenticator: CurveAuthenticator?
     private var logger: Logger
     private let artifactsDirectory: URL
 
@@ -34,8 +35,10 @@ public final class Coordinator {
     public private(set) var droppedFrames = 0
     public private(set) var resultsRecorded = 0
 
-    /// Opens a coordinator on a run directory whose store already holds a sweep.
-    public init(runDirectory: URL, bind: String, logger: Logger = Logger(label: "coordinator")) throws {
+    /// Opens a coordinator on a run directory whose store already holds a sweep. Without
+    /// `security`, only a loopback endpoint may be bound.
+    public init(runDirectory: URL, bind: String, security: CoordinatorSecurity? = nil,
+                logger: Logger = Logger(label: "coordinator")) throws {
         self.runDirectory = runDirectory
         self.logger = logger
         store = try Store(runDirectory: runDirectory)
@@ -50,6 +53,7 @@ public final class Coordinator {
         try router.setRouterMandatory(false)
         try router.setSendHighWaterMark(100_000)
         try router.setReceiveHighWaterMark(100_000)
+        authenticator = try Coordinator.secure(router, context: context, bind: bind, security: security, logger: logger)
         try router.bind(bind)
         endpoint = try router.lastEndpoint
         let now = Date().timeIntervalSince1970
@@ -87,6 +91,7 @@ public final class Coordinator {
             try step(timeout: 100)
         }
         router.close()
+        authenticator?.stop()
     }
 
     /// One turn of the loop: wait up to `timeout` ms for messages, handle every

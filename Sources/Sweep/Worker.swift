@@ -12,6 +12,8 @@ public struct WorkerOptions {
     public var workDirectory: URL
     /// The `circuitry` binary that runs `shard exec` in a child process.
     public var executable: URL
+    /// CURVE keys; required by a coordinator that listens beyond loopback.
+    public var security: WorkerSecurity?
     /// Until the coordinator's welcome says otherwise.
     public var heartbeatSeconds: Double = 1
     public var coordinatorDeadSeconds: Double = 5
@@ -37,6 +39,7 @@ public final class Worker {
     private var logger: Logger
     private let context: Context
     private var socket: Socket?
+    private var handshakeWatch: HandshakeWatch?
     private var generation = 0
     private var coordinatorLastSeen = 0.0
     private var nextHeartbeat = 0.0
@@ -118,6 +121,7 @@ public final class Worker {
             let now = Date().timeIntervalSince1970
             if now - coordinatorLastSeen > coordinatorDeadSeconds {
                 logger.warning("coordinator silent for \(coordinatorDeadSeconds)s; reconnecting in \(reconnectBackoff)s")
+                handshakeWatch?.close()
                 socket?.close()
                 socket = nil
                 Thread.sleep(forTimeInterval: reconnectBackoff)
@@ -125,6 +129,7 @@ public final class Worker {
                 try connect()
                 continue
             }
+            handshakeWatch?.drain()
             if now >= nextHeartbeat {
                 send(.heartbeat)
                 nextHeartbeat = now + heartbeatSeconds
@@ -151,6 +156,7 @@ public final class Worker {
         try socket.setLinger(0)
         try socket.setRoutingID(Array("\(options.name)/\(generation)".utf8))
         try socket.setSendHighWaterMark(100_000)
+        handshakeWatch = try Worker.secure(socket, security: options.security, endpoint: options.connect, logger: logger)
         try socket.connect(options.connect)
         self.socket = socket
         coordinatorLastSeen = Date().timeIntervalSince1970

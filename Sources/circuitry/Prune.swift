@@ -1,6 +1,8 @@
 import ArgumentParser
 import Circuits
 import Foundation
+import PythonCode
+import SparseGPT
 
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,13 +11,31 @@ struct Prune: ParsableCommand {
     @Option(help: "Trained model checkpoint (.safetensors).")
     var model: String
 
-    @Option(help: "Task pairs file (JSON: task, train and test prompts, lengths, candidates).")
-    var pairs: String
+    @Option(help: "Task pairs file, as `circuitry tasks export` writes it.")
+    var pairs: String?
+
+    @Option(help: "Tokenizer JSON: generate the task pairs and held-out tokens instead of reading files.")
+    var tokenizer: String?
+
+    @Option(help: "With --tokenizer: \"synthetic\" or a directory of .py files for the held-out tokens.")
+    var corpus = "synthetic"
+
+    @Option(help: "With --tokenizer: corpus seed.")
+    var corpusSeed: UInt64 = 0
+
+    @Option(help: "With --tokenizer: task seed.")
+    var taskSeed: UInt64 = 0
+
+    @Option(help: "With --tokenizer: train pairs per task.")
+    var trainPairs = 2048
+
+    @Option(help: "With --tokenizer: test pairs per task.")
+    var testPairs = 512
 
     @Option(help: "Task to prune (repeatable).")
     var task: [String] = []
 
-    @Flag(help: "Prune every task in the pairs file.")
+    @Flag(help: "Prune every task.")
     var allTasks = false
 
     @Option(help: "Held-out corpus tokens (flat uint16) to take the node means over.")
@@ -56,13 +76,34 @@ struct Prune: ParsableCommand {
 
     func validate() throws {
         guard allTasks != !task.isEmpty else { throw ValidationError("give --task NAME (repeatable) or --all-tasks") }
-        guard heldOutTokens != nil || means != nil else { throw ValidationError("give --held-out-tokens FILE or --means FILE") }
+        guard (pairs == nil) != (tokenizer == nil) else { throw ValidationError("give --pairs FILE or --tokenizer FILE") }
+        guard tokenizer != nil || heldOutTokens != nil || means != nil else {
+            throw ValidationError("give --held-out-tokens FILE or --means FILE (or --tokenizer to generate the tokens)")
+        }
     }
 
     func run() throws {
         var request = PruneRequest(modelPath: model, pairsPath: pairs)
         request.tasks = allTasks ? [] : task
         request.heldOutTokensPath = heldOutTokens
+        if let tokenizer {
+            let bpe = try BPETokenizer.load(from: tokenizer)
+            let context = try Checkpoint.load(from: model).model.context
+            let chosen = allTasks ? PythonTask.all : try task.map(PythonTask.named)
+            request.pairs = try chosen.map { pythonTask in
+                let splits = try pythonTask.makePairs(tokenizer: bpe, seed: taskSeed, trainPairs: trainPairs,
+                                                      testPairs: testPairs, maxLength: context)
+                let convert = { (p: PythonCode.TaskPairs) in
+                    try Circuits.TaskPairs(width: p.width, prompts: p.prompts, lengths: p.lengths, candidates: p.candidates)
+                }
+                return TaskData(task: pythonTask.name, train: try convert(splits.train), test: try convert(splits.test))
+            }
+            if heldOutTokens == nil {
+                let tokens = try CorpusSource(argument: corpus, seed: corpusSeed)
+                    .tokens(tokenizer: bpe, trainTokens: 0, heldOutTokens: meanWindows * (context + 1))
+                request.heldOutTokens = tokens.heldOut.map(Int32.init)
+            }
+        }
         request.meansPath = means
         request.meanWindows = meanWindows
         request.target = target

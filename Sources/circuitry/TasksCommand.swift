@@ -5,7 +5,7 @@ import PythonCode
 struct Tasks: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The minimal-pair tasks circuits are pruned for.",
-        subcommands: [TasksList.self, TasksShow.self, TasksExport.self]
+        subcommands: [TasksList.self, TasksShow.self, TasksExport.self, TasksEval.self]
     )
 }
 

@@ -11,6 +11,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://HOST:5555.")
     var connect: String
 
+    @Option(help: "This worker's CURVE key pair file (from `circuitry keygen`).")
+    var key: String?
+
+    @Option(help: "The coordinator's public key: its .pub file or the 40-character Z85 key.")
+    var serverKey: String?
+
     @Option(help: "Shards run at once (default: one per core).")
     var slots: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -39,6 +45,18 @@ struct WorkerCommand: ParsableCommand {
         options.idleExitSeconds = idleExit
         options.exitWithParent = exitWithParent
         StopSignal.install()
+        options.security = try security(logger: Logger(label: "worker \(workerName)"))
         try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()
+    }
+
+    private func security(logger: Logger) throws -> WorkerSecurity? {
+        switch (key, serverKey) {
+        case (let keyFile?, let server?):
+            let keyURL = URL(fileURLWithPath: keyFile)
+            if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
+            return try WorkerSecurity(keyFile: keyURL, serverKey: server)
+        case (nil, nil): return nil
+        default: throw ValidationError("--key and --server-key go together")
+        }
     }
 }
