@@ -20,7 +20,9 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
-        .target(name: "SparseGPT", dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")], swiftSettings: fast),
+        // The engine is optimised in debug builds too: the tests of every module above it run its hot loops.
+        .target(name: "SparseGPT", dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")],
+                swiftSettings: fast + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "PythonCode", swiftSettings: fast),
         .target(name: "Circuits", dependencies: ["SparseGPT"], swiftSettings: fast),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
@@ -37,9 +39,9 @@ let package = Package(
 
         // One test target per library; each is added with its library.
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "circuitry"]),
+        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "Circuits", "circuitry"]),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

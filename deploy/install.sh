@@ -33,7 +33,21 @@ if [ -n "$role" ]; then
     id circuitry >/dev/null 2>&1 || $sudo useradd --system --create-home --home-dir /var/lib/circuitry circuitry
     $sudo install -d -o circuitry -g circuitry /var/lib/circuitry /etc/circuitry
     [ -f /etc/circuitry/circuitry.env ] || $sudo install -m 0644 deploy/systemd/circuitry.env /etc/circuitry/circuitry.env
+    # This machine's CURVE key pair, readable by the service user only.
+    host="$(hostname -s)"
+    if [ ! -f "/etc/circuitry/keys/$host.key" ]; then
+        $sudo install -d -m 0750 -o circuitry -g circuitry /etc/circuitry/keys
+        $sudo "$prefix/bin/circuitry" keygen --out /etc/circuitry/keys --name "$host" >/dev/null
+        $sudo chown circuitry:circuitry "/etc/circuitry/keys/$host.key" "/etc/circuitry/keys/$host.pub"
+    fi
+    $sudo sed -i "s|^CIRCUITRY_KEY=.*/HOSTNAME.key\$|CIRCUITRY_KEY=/etc/circuitry/keys/$host.key|" /etc/circuitry/circuitry.env
     $sudo install -m 0644 "deploy/systemd/circuitry-$role.service" /etc/systemd/system/
     $sudo systemctl daemon-reload
+    echo "install: public key /etc/circuitry/keys/$host.pub"
+    if [ "$role" = coordinator ]; then
+        echo "install: copy it to each worker as /etc/circuitry/coordinator.pub; append each worker's .pub to /etc/circuitry/authorized_keys"
+    else
+        echo "install: append it to the coordinator's authorized_keys; put the coordinator's .pub here as /etc/circuitry/coordinator.pub"
+    fi
     echo "install: edit /etc/circuitry/circuitry.env, then: systemctl enable --now circuitry-$role"
 fi

@@ -45,7 +45,8 @@ final class ProgramBuilder {
     private(set) var lines: [String] = []
     private var indent = 0
     private var inFunction = false
-    private var nesting = 0
+    /// Names of this program's set and string accumulators, used for nothing else.
+    private var accumulators: [String] = []
     /// Lines that are statements (not comments or blank lines): a block needs at least one.
     private var statementCount = 0
 
@@ -69,11 +70,9 @@ final class ProgramBuilder {
     private func block(_ header: String, _ body: () -> Void) {
         line(header)
         indent += 1
-        nesting += 1
         let before = statementCount
         body()
         if statementCount == before { line("pass") }
-        nesting -= 1
         indent -= 1
     }
 
@@ -108,7 +107,7 @@ final class ProgramBuilder {
     private func parameters(max: Int) -> [String] {
         var names: [String] = []
         for _ in 0..<rng.int(in: 0...max) {
-            let n = rng.pick(Pools.variables)
+            let n = variable()
             if !names.contains(n) { names.append(n) }
         }
         return names
@@ -123,7 +122,7 @@ final class ProgramBuilder {
             if rng.chance(0.2) { line("\"\"\"\(Pools.phrase(&rng, maxWords: 5).capitalizedFirst).\"\"\"") }
             if name == "__init__" {
                 for p in params.dropFirst() { line("self.\(p) = \(p)") }
-                if params.count == 1 { line("self.\(rng.pick(Pools.variables)) = \(expression())") }
+                if params.count == 1 { line("self.\(variable()) = \(expression())") }
             } else {
                 for _ in 0..<rng.int(in: 2...6) { statement() }
                 switch rng.weightedIndex([25, 10, 45, 20]) {
@@ -160,12 +159,12 @@ final class ProgramBuilder {
     // MARK: Statements
 
     private func statement() {
-        let simpleOnly = nesting >= 3
+        let simpleOnly = indent >= 3
         let weights = [
-            10, 8, 6, 5,                    // assignment, string, nested list, set/dict
-            simpleOnly ? 0 : 6,             // set() ... .add
-            simpleOnly ? 0 : 6,             // "" ... +=
-            3, 5, 5, 3, 2, 3,               // counter, f-string, str(), swap, append, comment
+            10, 8, 8, 5,                    // assignment, string, nested list, set/dict
+            simpleOnly ? 0 : 8,             // set() ... .add
+            simpleOnly ? 0 : 8,             // "" ... +=
+            3, 5, 5, 7, 2, 3,               // counter, f-string, str(), swap, append, comment
             simpleOnly ? 0 : 4,             // while True
             simpleOnly ? 0 : 8,             // if
             simpleOnly ? 0 : 5,             // for range
@@ -175,17 +174,17 @@ final class ProgramBuilder {
             4,                              // call
         ]
         switch rng.weightedIndex(weights) {
-        case 0: line("\(rng.pick(Pools.variables)) = \(expression())")
-        case 1: line("\(rng.pick(Pools.variables)) = \(stringLiteral())")
-        case 2: line("\(rng.pick(Pools.variables)) = \(nestedList(depth: rng.weightedIndex([0, 5, 4, 2])))")
-        case 3: line("\(rng.pick(Pools.variables)) = \(rng.chance(0.5) ? setLiteral() : dictLiteral())")
+        case 0: line("\(variable()) = \(expression())")
+        case 1: line("\(variable()) = \(stringLiteral())")
+        case 2: line("\(variable()) = \(nestedList(depth: rng.weightedIndex([0, 4, 5, 2])))")
+        case 3: line("\(variable()) = \(rng.chance(0.5) ? setLiteral() : dictLiteral())")
         case 4: setAccumulation()
         case 5: stringAccumulation()
         case 6: counterAccumulation()
         case 7: line(fString())
         case 8: line(strCall())
-        case 9: line(tupleSwap())
-        case 10: line("\(rng.pick(Pools.variables)).append(\(expression()))")
+        case 9: tupleSwap()
+        case 10: line("\(variable()).append(\(expression()))")
         case 11: line("# \(Pools.phrase(&rng, maxWords: 6))")
         case 12: whileTrue()
         case 13: ifStatement()
@@ -235,26 +234,30 @@ final class ProgramBuilder {
     }
 
     private func counterAccumulation() {
-        let v = rng.pick(["total", "count", "n", "counter", "score", "size", "amount"])
+        let v = otherName(pool: ["total", "count", "n", "counter", "score", "size", "amount"])
         line("\(v) = 0")
         let x = otherName(than: v)
         block("for \(x) in \(otherName(than: v, x)):") { line("\(v) += \(rng.chance(0.5) ? "1" : x)") }
     }
 
-    /// The set/string accumulator name: often `current`, which a task fixes as its variable.
+    /// A fresh set/string accumulator name, often `current` (which a task fixes as its variable).
+    /// It is reserved for the rest of the program, so every later line starting with it continues
+    /// the way its initialisation implies (`.add` for a set, `+=` for a string).
     private func accumulatorName() -> String {
-        rng.chance(0.25) ? "current" : rng.pick(Pools.variables)
+        let v = rng.chance(0.25) && !accumulators.contains("current") ? "current" : variable()
+        accumulators.append(v)
+        return v
     }
 
     private func fillerLines(avoiding v: String) {
         for _ in 0..<rng.weightedIndex([2, 4, 3, 1]) {
-            line(ProgramBuilder.fillerLine(&rng, avoiding: [v]))
+            line(ProgramBuilder.fillerLine(&rng, avoiding: accumulators + [v]))
         }
     }
 
     private func whileTrue() {
         block("while True:") {
-            let x = rng.pick(Pools.variables)
+            let x = variable()
             line("\(x) = \(expression())")
             block("if \(x) \(rng.pick(Pools.comparisons)) \(Pools.number(&rng)):") { line("break") }
             body(0...2)
@@ -271,7 +274,7 @@ final class ProgramBuilder {
     }
 
     private func ifStatement() {
-        let x = rng.pick(Pools.variables)
+        let x = variable()
         if rng.chance(0.4) { line("\(x) = \(expression(avoiding: x))") }
         block("if \(condition(on: x)):") {
             if rng.chance(0.4) { line("\(x) = \(expression(avoiding: x))") }
@@ -282,7 +285,7 @@ final class ProgramBuilder {
     }
 
     private func earlyReturn() {
-        let x = rng.pick(Pools.variables)
+        let x = variable()
         block("if \(condition(on: x)):") { line("return True") }
     }
 
@@ -308,21 +311,21 @@ final class ProgramBuilder {
     }
 
     private func forEach() {
-        let x = rng.pick(Pools.variables)
+        let x = variable()
         block("for \(x) in \(otherName(than: x)):") { body(1...2) }
     }
 
     private func call() -> String {
         switch rng.below(4) {
         case 0: return "print(\(expression()))"
-        case 1: return "\(rng.pick(Pools.variables)) = \(Pools.functionName(&rng))(\(expression()), \(expression()))"
+        case 1: return "\(variable()) = \(Pools.functionName(&rng))(\(expression()), \(expression()))"
         case 2: return "\(Pools.functionName(&rng))(\(expression()))"
-        default: return "\(rng.pick(Pools.variables)).\(rng.pick(Pools.verbs))(\(expression()))"
+        default: return "\(variable()).\(rng.pick(Pools.verbs))(\(expression()))"
         }
     }
 
     private func fString() -> String {
-        let a = rng.pick(Pools.variables)
+        let a = variable()
         let body: String
         switch rng.weightedIndex([6, 2, 2]) {
         case 0: body = "{\(a)} \(Pools.phrase(&rng, maxWords: 3))" + (rng.chance(0.5) ? " {\(otherName(than: a))}" : "")
@@ -331,11 +334,11 @@ final class ProgramBuilder {
         }
         let quote = rng.chance(0.8) ? "\"" : "'"
         let literal = "f\(quote)\(body)\(quote)"
-        return rng.chance(0.75) ? "\(rng.pick(Pools.variables)) = \(literal)" : "print(\(literal))"
+        return rng.chance(0.75) ? "\(variable()) = \(literal)" : "print(\(literal))"
     }
 
     private func strCall() -> String {
-        let a = rng.pick(Pools.variables)
+        let a = variable()
         switch rng.weightedIndex([6, 3, 1]) {
         case 0: return "\(otherName(than: a)) = str(\(a))"
         case 1: return "\(otherName(than: a)) = \(stringLiteral()) + str(\(a))"
@@ -343,23 +346,39 @@ final class ProgramBuilder {
         }
     }
 
-    private func tupleSwap() -> String {
+    /// `a, b = b, a` (sometimes `a, b = b, a + b`), often under `if a > b:` as when ordering two
+    /// values, which also shows both names after a space, the form the swap's answer takes.
+    private func tupleSwap() {
         let a = rng.pick(Pools.shortVariables)
         let b = otherName(than: a, pool: Pools.shortVariables)
-        return rng.chance(0.8) ? "\(a), \(b) = \(b), \(a)" : "\(a), \(b) = \(b), \(a) + \(b)"
+        let swap = rng.chance(0.8) ? "\(a), \(b) = \(b), \(a)" : "\(a), \(b) = \(b), \(a) + \(b)"
+        if indent < 3 && rng.chance(0.3) {
+            let (x, y) = rng.chance(0.5) ? (a, b) : (b, a)
+            block("if \(x) \(rng.pick([">", "<", ">=", "<="])) \(y):") { line(swap) }
+        } else {
+            line(swap)
+        }
     }
 
     // MARK: Expressions
 
+    /// A variable name that is not an accumulator of this program.
+    private func variable() -> String {
+        otherName()
+    }
+
     private func otherName(than taken: String..., pool: [String] = Pools.variables) -> String {
-        while true {
+        for _ in 0..<16 {
             let n = rng.pick(pool)
-            if !taken.contains(n) { return n }
+            if !taken.contains(n) && !accumulators.contains(n) { return n }
         }
+        // Rarely reached: pick among what is left, or reuse an accumulator if nothing is.
+        let free = pool.filter { !taken.contains($0) && !accumulators.contains($0) }
+        return free.isEmpty ? rng.pick(pool.filter { !taken.contains($0) }) : rng.pick(free)
     }
 
     private func expression(avoiding v: String = "") -> String {
-        ProgramBuilder.expression(&rng, avoiding: v.isEmpty ? [] : [v])
+        ProgramBuilder.expression(&rng, avoiding: accumulators + (v.isEmpty ? [] : [v]))
     }
 
     private func stringLiteral() -> String {

@@ -178,7 +178,12 @@ extension PythonTask {
         var b = rng.pick(Pools.shortVariables)
         while b == a { b = rng.pick(Pools.shortVariables) }
         let (head, indent) = opening(&rng, avoiding: [a, b])
-        let pre = head + filler(&rng, max: 2, indent: indent, avoiding: [a, b]) + indentUnit(indent)
+        var pre = head + filler(&rng, max: 2, indent: indent, avoiding: [a, b]) + indentUnit(indent)
+        // As in the corpus, the swap sometimes orders two values (the same line in A and B).
+        if rng.chance(0.3) {
+            let (x, y) = rng.chance(0.5) ? (a, b) : (b, a)
+            pre += "if \(x) \(rng.pick([">", "<", ">=", "<="])) \(y):\n" + indentUnit(indent + 1)
+        }
         return TaskPair(promptA: pre + "\(a), \(b) = \(b),", promptB: pre + "\(b), \(a) = \(a),",
                         target: " " + a, alt: " " + b)
     }

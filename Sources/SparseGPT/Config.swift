@@ -55,7 +55,6 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard dHead >= 1, dModel >= dHead, dModel % dHead == 0 else {
             throw SparseGPTError.invalidConfig("d_model \(dModel) must be a positive multiple of d_head \(dHead)")
         }
-        guard dHead % 8 == 0 else { throw SparseGPTError.invalidConfig("d_head \(dHead) must be a multiple of 8 (attention runs on 8 lanes)") }
         guard afrac > 0, afrac <= 1 else { throw SparseGPTError.invalidConfig("afrac \(afrac) must be in (0, 1]") }
     }
 }

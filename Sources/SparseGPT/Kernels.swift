@@ -52,50 +52,82 @@ func embeddingBackward(dWte: FloatPointer, dWpe: FloatPointer, dOut: UnsafePoint
 
 let rmsEps: Float = 1e-5
 
-func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int) {
-    for r in 0..<rows {
-        let xr = x + r * d, o = out + r * d
-        var ss: Float = 0
-        for i in 0..<d { ss += xr[i] * xr[i] }
-        let s = 1 / (ss / Float(d) + rmsEps).squareRoot()
-        rstd[r] = s
-        for i in 0..<d { o[i] = xr[i] * s * gain[i] }
+func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int,
+                    threads: Int = 1) {
+    let parts = max(1, min(threads, rows))
+    parallelFor(parts, threads: threads) { part in
+        for r in chunkRange(rows, parts: parts, part) {
+            let xr = x + r * d, o = out + r * d
+            var ss: Float = 0
+            for i in 0..<d { ss += xr[i] * xr[i] }
+            let s = 1 / (ss / Float(d) + rmsEps).squareRoot()
+            rstd[r] = s
+            for i in 0..<d { o[i] = xr[i] * s * gain[i] }
+        }
     }
 }
 
-/// dX += dNorm backward; dGain += (optional).
+/// dX += dNorm backward; dGain += (optional). Each part sums its rows' dGain separately and the parts
+/// are added in order, so the result depends only on the thread count.
 func rmsnormBackward(dX: FloatPointer, dGain: FloatPointer?, dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                     rstd: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int) {
-    for r in 0..<rows {
-        let xr = x + r * d, g = dOut + r * d, dx = dX + r * d
-        let s = rstd[r]
-        var dot: Float = 0
-        for i in 0..<d { dot += g[i] * gain[i] * xr[i] }
-        let coef = dot * s * s * s / Float(d)
-        for i in 0..<d { dx[i] += g[i] * gain[i] * s - xr[i] * coef }
-        if let dGain {
-            for i in 0..<d { dGain[i] += g[i] * xr[i] * s }
+                     rstd: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, rows))
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: parts * d)
+    defer { partial.deallocate() }
+    partial.initialize(repeating: 0, count: parts * d)
+    parallelFor(parts, threads: threads) { part in
+        let pg = partial + part * d
+        for r in chunkRange(rows, parts: parts, part) {
+            let xr = x + r * d, g = dOut + r * d, dx = dX + r * d
+            let s = rstd[r]
+            var dot: Float = 0
+            for i in 0..<d { dot += g[i] * gain[i] * xr[i] }
+            let coef = dot * s * s * s / Float(d)
+            for i in 0..<d { dx[i] += g[i] * gain[i] * s - xr[i] * coef }
+            for i in 0..<d { pg[i] += g[i] * xr[i] * s }
+        }
+    }
+    if let dGain {
+        for part in 0..<parts {
+            for i in 0..<d { dGain[i] += partial[part * d + i] }
         }
     }
 }
 
 // MARK: - linear (no bias): out[r, o] = sum_i in[r, i] w[o, i], w is (out, in) row-major
 
-func linearForward(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                1, input, Int32(inFeatures), weight, Int32(inFeatures), 0, out, Int32(outFeatures))
+func linearForward(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, inFeatures: Int,
+                   outFeatures: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, rows / 16))
+    parallelFor(parts, threads: threads) { part in
+        let r = chunkRange(rows, parts: parts, part)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outFeatures), Int32(inFeatures),
+                    1, input + r.lowerBound * inFeatures, Int32(inFeatures), weight, Int32(inFeatures), 0,
+                    out + r.lowerBound * outFeatures, Int32(outFeatures))
+    }
 }
 
-/// dInput = dOut @ W (overwritten); dWeight += dOut^T @ input when dWeight is given.
+/// dInput = dOut @ W (overwritten); dWeight += dOut^T @ input when dWeight is given. Threads split
+/// the rows of dInput and the rows (output features) of dWeight.
 func linearBackward(dInput: FloatPointer?, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
-                    weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
+                    weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int, threads: Int = 1) {
     if let dInput {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(inFeatures), Int32(outFeatures),
-                    1, dOut, Int32(outFeatures), weight, Int32(inFeatures), 0, dInput, Int32(inFeatures))
+        let parts = max(1, min(threads, rows / 16))
+        parallelFor(parts, threads: threads) { part in
+            let r = chunkRange(rows, parts: parts, part)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(inFeatures), Int32(outFeatures),
+                        1, dOut + r.lowerBound * outFeatures, Int32(outFeatures), weight, Int32(inFeatures), 0,
+                        dInput + r.lowerBound * inFeatures, Int32(inFeatures))
+        }
     }
     if let dWeight {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(rows),
-                    1, dOut, Int32(outFeatures), input, Int32(inFeatures), 1, dWeight, Int32(inFeatures))
+        let parts = max(1, min(threads, outFeatures / 16))
+        parallelFor(parts, threads: threads) { part in
+            let o = chunkRange(outFeatures, parts: parts, part)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(o.count), Int32(inFeatures), Int32(rows),
+                        1, dOut + o.lowerBound, Int32(outFeatures), input, Int32(inFeatures), 1,
+                        dWeight + o.lowerBound * inFeatures, Int32(inFeatures))
+        }
     }
 }
 
@@ -105,22 +137,40 @@ private let geluScale: Float = (2 / Float.pi).squareRoot()
 
 /// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3); keeps tanh(u) for the backward.
 /// tanh(u) = 1 - 2 / (exp(2u) + 1): one expf instead of tanhf.
-func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let v = x[i]
-        let u = geluScale * (v + 0.044715 * v * v * v)
-        let th = 1 - 2 / (expf(2 * u) + 1)
-        tanhOut[i] = th
-        out[i] = 0.5 * v * (1 + th)
+func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, count / 4096))
+    parallelFor(parts, threads: threads) { part in
+        let range = chunkRange(count, parts: parts, part)
+        @inline(__always) func gelu(_ v: Lanes) -> (out: Lanes, tanh: Lanes) {
+            let u = geluScale * (v + 0.044715 * v * v * v)
+            let th = 1 - 2 / (expLanes(2 * u) + 1)
+            return (0.5 * v * (1 + th), th)
+        }
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            let (o, th) = gelu(loadLanes(x + i))
+            storeLanes(o, out + i)
+            storeLanes(th, tanhOut + i)
+            i += 8
+        }
+        while i < range.upperBound {
+            let (o, th) = gelu(Lanes(repeating: x[i]))
+            out[i] = o[0]
+            tanhOut[i] = th[0]
+            i += 1
+        }
     }
 }
 
 /// dX = dOut * gelu'(x), in place on dOut, from the forward's tanh values.
-func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let v = x[i], th = tanh[i]
-        let grad = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * geluScale * (1 + 3 * 0.044715 * v * v)
-        dOut[i] *= grad
+func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafePointer<Float>, count: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, count / 4096))
+    parallelFor(parts, threads: threads) { part in
+        for i in chunkRange(count, parts: parts, part) {
+            let v = x[i], th = tanh[i]
+            let grad = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * geluScale * (1 + 3 * 0.044715 * v * v)
+            dOut[i] *= grad
+        }
     }
 }
 
@@ -136,106 +186,84 @@ func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: 
             let row = x + r * n, kr = keep + r * n
             for i in 0..<n { s.keys[i] = magnitudeKey(row[i]) }
             selectTopKeys(s.keys, n, k, keep: kr, histogram: s.histogram, buffer: s.buffer)
-            for i in 0..<n { row[i] = kr[i] != 0 ? row[i] : 0 }
+            for i in 0..<n { row[i] = Float(bitPattern: row[i].bitPattern & (0 &- UInt32(kr[i]))) }   // branch-free zeroing
         }
     }
 }
 
-/// dX = dOut * keep, in place.
-func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: Int) {
-    for i in 0..<count where keep[i] == 0 { dOut[i] = 0 }
+/// dX = dOut * keep, in place (branch-free).
+func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: Int, threads: Int = 1) {
+    let parts = max(1, min(threads, count / 4096))
+    parallelFor(parts, threads: threads) { part in
+        for i in chunkRange(count, parts: parts, part) {
+            dOut[i] = Float(bitPattern: dOut[i].bitPattern & (0 &- UInt32(keep[i])))
+        }
+    }
 }
 
-// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels (a multiple of 8)
+// MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels
 
-typealias Lanes = SIMD8<Float>
-
-@inline(__always) func loadLanes(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
-@inline(__always) func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
-
-@inline(__always)
-func dotLanes(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, chunks: Int) -> Float {
-    var acc = loadLanes(a) * loadLanes(b)
-    for c in 1..<max(chunks, 1) { acc += loadLanes(a + 8 * c) * loadLanes(b + 8 * c) }
-    return acc.sum()
-}
-
-/// y += w * x over chunks of 8 lanes.
-@inline(__always)
-func axpyLanes(_ w: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, chunks: Int) {
-    for c in 0..<chunks { storeLanes(loadLanes(y + 8 * c) + w * loadLanes(x + 8 * c), y + 8 * c) }
-}
-
+/// Per (sequence, head), as small sgemm products: S = scale Q K^T, P = causal softmax(S) (kept in
+/// `probs`, zero above the diagonal), Y = P V.
 func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePointer<Float>, batch: Int, length: Int,
                       d: Int, dHead: Int, threads: Int) {
-    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
+    let heads = d / dHead, T = length, stride = Int32(3 * d)
     let scale = 1 / Float(dHead).squareRoot()
     let parts = max(1, min(threads, batch * heads))
     parallelFor(parts, threads: threads) { part in
         for bh in chunkRange(batch * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
-            let base = qkv + b * T * stride + h * dHead
+            let q = qkv + b * T * 3 * d + h * dHead, k = q + d, v = q + 2 * d
             let p = probs + bh * T * T
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(dHead), scale, q, stride, k, stride,
+                        0, p, Int32(T))
             for i in 0..<T {
-                let q = base + i * stride
                 let row = p + i * T
                 var maxScore = -Float.infinity
-                for j in 0...i {
-                    let s = dotLanes(q, base + j * stride + d, chunks: chunks) * scale
-                    row[j] = s
-                    maxScore = max(maxScore, s)
-                }
-                var sum: Float = 0
-                for j in 0...i {
-                    let e = expf(row[j] - maxScore)
-                    row[j] = e
-                    sum += e
-                }
+                for j in 0...i { maxScore = max(maxScore, row[j]) }
+                let sum = expShifted(row, minus: maxScore, into: row, count: i + 1)
                 let inv = 1 / sum
-                let o = out + (b * T + i) * d + h * dHead
-                for c in 0..<chunks { storeLanes(Lanes(repeating: 0), o + 8 * c) }
-                for j in 0...i {
-                    row[j] *= inv
-                    axpyLanes(row[j], base + j * stride + 2 * d, o, chunks: chunks)
-                }
+                for j in 0...i { row[j] *= inv }
+                for j in (i + 1)..<T { row[j] = 0 }
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, p, Int32(T), v, stride,
+                        0, out + b * T * d + h * dHead, Int32(d))
         }
     }
 }
 
-/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * length floats.
+/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * length^2 floats.
 func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                        batch: Int, length: Int, d: Int, dHead: Int, threads: Int, scratch: FloatPointer) {
-    let heads = d / dHead, T = length, stride = 3 * d, chunks = dHead / 8
+    let heads = d / dHead, T = length, stride = Int32(3 * d)
     let scale = 1 / Float(dHead).squareRoot()
     let parts = max(1, min(threads, batch * heads))
     parallelFor(parts, threads: threads) { part in
-        let dp = scratch + part * T
+        let dp = scratch + part * T * T
         for bh in chunkRange(batch * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
-            let base = qkv + b * T * stride + h * dHead
-            let dBase = dQKV + b * T * stride + h * dHead
-            for i in 0..<T {
-                for c in 0..<(3 * chunks) { storeLanes(Lanes(repeating: 0), dBase + i * stride + (c / chunks) * d + 8 * (c % chunks)) }
-            }
+            let q = qkv + b * T * 3 * d + h * dHead, k = q + d, v = q + 2 * d
+            let dq = dQKV + b * T * 3 * d + h * dHead, dk = dq + d, dv = dq + 2 * d
+            let dy = dOut + b * T * d + h * dHead
             let p = probs + bh * T * T
+            // dP = dY V^T, dV = P^T dY
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(dHead), 1, dy, Int32(d), v, stride,
+                        0, dp, Int32(T))
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, p, Int32(T), dy, Int32(d),
+                        0, dv, stride)
+            // dS = P (dP - rowsum(P dP)) scale, in place in dp (zero above the diagonal, where P is zero)
             for i in 0..<T {
-                let dy = dOut + (b * T + i) * d + h * dHead
-                let row = p + i * T
+                let pr = p + i * T, dr = dp + i * T
                 var dot: Float = 0
-                for j in 0...i {
-                    let s = dotLanes(dy, base + j * stride + 2 * d, chunks: chunks)
-                    axpyLanes(row[j], dy, dBase + j * stride + 2 * d, chunks: chunks)
-                    dp[j] = s
-                    dot += row[j] * s
-                }
-                let q = base + i * stride, dq = dBase + i * stride
-                for j in 0...i {
-                    let ds = row[j] * (dp[j] - dot) * scale
-                    axpyLanes(ds, base + j * stride + d, dq, chunks: chunks)
-                    axpyLanes(ds, q, dBase + j * stride + d, chunks: chunks)
-                }
+                for j in 0...i { dot += pr[j] * dr[j] }
+                for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                for j in (i + 1)..<T { dr[j] = 0 }
             }
+            // dQ = dS K, dK = dS^T Q
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, dp, Int32(T), k, stride,
+                        0, dq, stride)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, dp, Int32(T), q, stride,
+                        0, dk, stride)
         }
     }
 }
@@ -243,29 +271,35 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
 // MARK: - cross-entropy
 
 /// Mean next-token cross-entropy over rows; writes dLogits = (softmax - onehot) / rows when given.
-func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int, dLogits: FloatPointer?) -> Float {
-    var total: Double = 0
+/// Per-part float64 loss sums are added in order (deterministic for a thread count).
+func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int, dLogits: FloatPointer?,
+                  threads: Int = 1) -> Float {
     let inv = 1 / Float(rows)
-    for r in 0..<rows {
-        let l = logits + r * vocab
-        var maxv = -Float.infinity
-        for i in 0..<vocab where l[i] > maxv { maxv = l[i] }
-        var sum: Float = 0
-        let t = Int(targets[r])
-        if let dLogits {
-            let g = dLogits + r * vocab
-            for i in 0..<vocab {
-                let e = expf(l[i] - maxv)
-                g[i] = e
-                sum += e
+    let parts = max(1, min(threads, rows / 8))
+    var totals = [Double](repeating: 0, count: parts)
+    totals.withUnsafeMutableBufferPointer { totalsPointer in
+        let tp = totalsPointer.baseAddress!
+        parallelFor(parts, threads: threads) { part in
+            var total: Double = 0
+            for r in chunkRange(rows, parts: parts, part) {
+                let l = logits + r * vocab
+                var maxv = -Float.infinity
+                for i in 0..<vocab { maxv = max(maxv, l[i]) }
+                var sum: Float = 0
+                let t = Int(targets[r])
+                if let dLogits {
+                    let g = dLogits + r * vocab
+                    sum = expShifted(l, minus: maxv, into: g, count: vocab)
+                    let scale = inv / sum
+                    for i in 0..<vocab { g[i] *= scale }
+                    g[t] -= inv
+                } else {
+                    for i in 0..<vocab { sum += expf(l[i] - maxv) }
+                }
+                total += Double(maxv + logf(sum) - l[t])
             }
-            let scale = inv / sum
-            for i in 0..<vocab { g[i] *= scale }
-            g[t] -= inv
-        } else {
-            for i in 0..<vocab { sum += expf(l[i] - maxv) }
+            tp[part] = total
         }
-        total += Double(maxv + logf(sum) - l[t])
     }
-    return Float(total / Double(rows))
+    return Float(totals.reduce(0, +) / Double(rows))
 }

@@ -44,7 +44,7 @@ public final class GPT {
     public let parameters: FloatBuffer
     /// Gradients of the last backward with `parameterGradients: true`, in `layout` order.
     public let gradients: FloatBuffer
-    /// Threads for the model's own loops (attention, AbsTopK) and for OpenBLAS.
+    /// Threads for the model's loops and products.
     public private(set) var threads: Int
 
     public private(set) var batch = 0
@@ -75,7 +75,7 @@ public final class GPT {
     private var sparseStore: [[SparseMatrix]] = []
     private var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// A product runs sparse when (weight density) x (activation density) is at most this.
-    static let sparseProductCutoff = 1.0 / 16
+    static let sparseProductCutoff = 1.0 / 32
     /// d loss / d mask of the last backward after an ablated forward (global node order).
     public private(set) var nodeMaskGradient: [Float] = []
 
@@ -101,10 +101,11 @@ public final class GPT {
 
     deinit { activeInputs.deallocate() }
 
-    /// Sets the thread count of the model's loops and of OpenBLAS (a process-wide setting).
+    /// Sets the thread count of the model's loops. OpenBLAS itself runs single-threaded (a process-wide
+    /// setting): the model splits each product across its own threads, so no BLAS threads spin between products.
     public func setThreads(_ n: Int) {
         threads = max(1, n)
-        openblas_set_num_threads(Int32(threads))
+        openblas_set_num_threads(1)
         capacityRows = 0     // per-thread scratch is sized at the next forward
         capacityProbs = 0
     }
@@ -143,7 +144,7 @@ public final class GPT {
         logits = FloatBuffer(count: n * config.vocab); dLogits = FloatBuffer(count: n * config.vocab)
         dResid = FloatBuffer(count: n * d); dA = FloatBuffer(count: n * d); dY = FloatBuffer(count: n * d)
         dWide = FloatBuffer(count: n * 4 * d); dQKV = FloatBuffer(count: n * 3 * d)
-        scratch = FloatBuffer(count: max(threads, 1) * config.context)
+        scratch = FloatBuffer(count: max(threads, 1) * config.context * config.context)
         selection = (0..<threads).map { _ in SelectionScratch(capacity: 4 * d) }
         activeInputs.deallocate()
         activeInputs = .allocate(capacity: threads * 4 * d)
@@ -233,7 +234,7 @@ public final class GPT {
             sparseProduct(out, outWidth: outFeatures, input, inWidth: inFeatures, rows: rows, start: sparse.colStart,
                           index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
         } else {
-            linearForward(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+            linearForward(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
         }
     }
 
@@ -245,7 +246,7 @@ public final class GPT {
                           index: sparse.rowIndex, value: sparse.rowValue, indices: activeInputs, threads: threads)
         }
         linearBackward(dInput: sparse == nil ? dInput : nil, dWeight: dWeight, dOut: dOut, input, weight: parameters.pointer + offset,
-                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
     }
 
     private func runForward() {
@@ -259,21 +260,21 @@ public final class GPT {
         for l in 0..<c.nLayer {
             let w = layout.layer(l), a = blocks[l]
             let x = residuals[l].pointer
-            rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d)
+            rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d, threads: threads)
             let h1 = finish(a.attnIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnIn))
             let sw = sparseWeights[l]
             linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
             let qkv = finish(a.qkv, rows: rows, width: 3 * d, segment: d, nodeOffset: nodes.offset(layer: l, .q))
             attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, batch: batch, length: length, d: d,
                              dHead: c.dHead, threads: threads)
-            linearForward(a.attnOut.value.pointer, a.attnY.pointer, weight: P + w.attnProj, rows: rows, inFeatures: d, outFeatures: d)
+            linearForward(a.attnOut.value.pointer, a.attnY.pointer, weight: P + w.attnProj, rows: rows, inFeatures: d, outFeatures: d, threads: threads)
             let ao = finish(a.attnOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnOut))
             let x2 = a.residMid.pointer
             for i in 0..<rows * d { x2[i] = x[i] + ao[i] }
-            rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d)
+            rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d, threads: threads)
             let h2 = finish(a.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
             linear(a.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
-            geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d)
+            geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d, threads: threads)
             let hn = finish(a.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
             linear(a.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
             let mo = finish(a.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
@@ -281,8 +282,8 @@ public final class GPT {
             for i in 0..<rows * d { out[i] = x2[i] + mo[i] }
         }
         let xf = finalInput
-        rmsnormForward(lnfOut.pointer, rstd: rstdF.pointer, xf, gain: P + layout.lnF, rows: rows, d: d)
-        linearForward(logits.pointer, lnfOut.pointer, weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab)
+        rmsnormForward(lnfOut.pointer, rstd: rstdF.pointer, xf, gain: P + layout.lnF, rows: rows, d: d, threads: threads)
+        linearForward(logits.pointer, lnfOut.pointer, weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab, threads: threads)
     }
 
     /// The residual read by ln_f: the last residual, mean-ablated at final_resid when ablating.
@@ -304,7 +305,8 @@ public final class GPT {
             throw SparseGPTError.badInput("target \(targets[bad]) at index \(bad) is outside the vocabulary 0..<\(config.vocab)")
         }
         return targets.withUnsafeBufferPointer {
-            SparseGPT.crossEntropy(logits: logits.pointer, targets: $0.baseAddress!, rows: rows, vocab: config.vocab, dLogits: dLogits.pointer)
+            SparseGPT.crossEntropy(logits: logits.pointer, targets: $0.baseAddress!, rows: rows, vocab: config.vocab, dLogits: dLogits.pointer,
+                                   threads: threads)
         }
     }
 
@@ -393,7 +395,7 @@ public final class GPT {
                 }
             }
         }
-        if let keep { absTopKBackward(grad, keep: keep, count: rows * width) }
+        if let keep { absTopKBackward(grad, keep: keep, count: rows * width, threads: threads) }
     }
 
     private func runBackward(parameterGradients: Bool) {
@@ -407,11 +409,12 @@ public final class GPT {
         let neuronTopK = keptCount(c.afrac, 4 * d) < 4 * d
 
         linearBackward(dInput: dA.pointer, dWeight: g(layout.lmHead), dOut: dLogits.pointer, lnfOut.pointer,
-                       weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab)
+                       weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab, threads: threads)
         let dR = dResid.pointer
         dResid.zero()
         let xf = ablation == nil ? residuals[c.nLayer].pointer : finalAblated!.pointer
-        rmsnormBackward(dX: dR, dGain: g(layout.lnF), dOut: dA.pointer, xf, rstd: rstdF.pointer, gain: P + layout.lnF, rows: rows, d: d)
+        rmsnormBackward(dX: dR, dGain: g(layout.lnF), dOut: dA.pointer, xf, rstd: rstdF.pointer, gain: P + layout.lnF, rows: rows, d: d,
+                        threads: threads)
         if ablation != nil {
             siteBackward(dR, value: residuals[c.nLayer].pointer, keep: nil, rows: rows, width: d, nodeOffset: nodes.finalResidOffset)
         }
@@ -428,13 +431,13 @@ public final class GPT {
                        rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
             siteBackward(dWide.pointer, value: a.mlpNeuron.value.pointer, keep: neuronTopK ? a.mlpNeuron.keep.pointer : nil,
                          rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-            geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d)
+            geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d, threads: threads)
             linearGrad(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: w.cFc,
                        rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
             siteBackward(dA.pointer, value: a.mlpIn.value.pointer, keep: sparseActivations ? a.mlpIn.keep.pointer : nil,
                          rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
             rmsnormBackward(dX: dR, dGain: g(w.ln2), dOut: dA.pointer, a.residMid.pointer, rstd: a.rstd2.pointer, gain: P + w.ln2,
-                            rows: rows, d: d)
+                            rows: rows, d: d, threads: threads)
             // attention
             dA.pointer.update(from: dR, count: rows * d)
             siteBackward(dA.pointer, value: a.attnOut.value.pointer, keep: sparseActivations ? a.attnOut.keep.pointer : nil,
@@ -450,7 +453,7 @@ public final class GPT {
             siteBackward(dA.pointer, value: a.attnIn.value.pointer, keep: sparseActivations ? a.attnIn.keep.pointer : nil,
                          rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnIn))
             rmsnormBackward(dX: dR, dGain: g(w.ln1), dOut: dA.pointer, residuals[l].pointer, rstd: a.rstd1.pointer, gain: P + w.ln1,
-                            rows: rows, d: d)
+                            rows: rows, d: d, threads: threads)
         }
         if let G {
             tokens.withUnsafeBufferPointer { t in

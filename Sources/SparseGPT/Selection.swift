@@ -42,8 +42,13 @@ func selectTopKeys(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: Unsa
     var separated = false
     while true {
         histogram.update(repeating: 0, count: 256)
-        for i in 0..<count { histogram[Int((source[i] &>> shift) & 0xff)] &+= 1 }
-        var bucket = 255
+        var top: UInt32 = 0
+        for i in 0..<count {
+            let byte = (source[i] &>> shift) & 0xff
+            histogram[Int(byte)] &+= 1
+            top = max(top, byte)
+        }
+        var bucket = Int(top)             // the walk down starts at the highest occupied bucket
         while histogram[bucket] < rank {
             rank &-= histogram[bucket]
             bucket &-= 1

@@ -79,7 +79,8 @@ func sparseProduct(_ out: FloatPointer, outWidth: Int, _ input: UnsafePointer<Fl
             var m = 0
             for j in 0..<inWidth {            // branch-free list of the nonzero inputs
                 active[m] = Int32(j)
-                m &+= x[j] != 0 ? 1 : 0
+                let magnitude = x[j].bitPattern &<< 1     // 0 exactly for +0 and -0
+                m &+= Int((magnitude | (0 &- magnitude)) >> 31)
             }
             for a in 0..<m {
                 let j = Int(active[a])

@@ -29,10 +29,20 @@ public final class Trainer {
     /// Adam moments, in the model's parameter layout.
     public let adamM: FloatBuffer
     public let adamV: FloatBuffer
-    private let scores: FloatBuffer
-    private let selectScratch: SelectionScratch
-    private let keep: ByteBuffer
-    private let forced: ByteBuffer
+    /// Scratch of one thread's projections.
+    final class ProjectionScratch {
+        let scores: FloatBuffer
+        let selection: SelectionScratch
+        let keep: ByteBuffer
+        let forced: ByteBuffer
+        init(capacity: Int) {
+            scores = FloatBuffer(count: capacity)
+            selection = SelectionScratch(capacity: capacity)
+            keep = ByteBuffer(count: capacity)
+            forced = ByteBuffer(count: capacity)
+        }
+    }
+    private let projectionScratch: [ProjectionScratch]
 
     /// A fresh trainer (step 0, zero moments). Checks the config's ranges but not SPEC 3's floor rule
     /// (`TrainingConfig.validate(for:)` does, for runs a user starts).
@@ -44,10 +54,7 @@ public final class Trainer {
         adamM = FloatBuffer(count: model.layout.count)
         adamV = FloatBuffer(count: model.layout.count)
         let largest = model.layout.tensors.map(\.count).max() ?? 1
-        scores = FloatBuffer(count: largest)
-        selectScratch = SelectionScratch(capacity: largest)
-        keep = ByteBuffer(count: largest)
-        forced = ByteBuffer(count: largest)
+        projectionScratch = (0..<model.threads).map { _ in ProjectionScratch(capacity: largest) }
     }
 
     /// A trainer resumed at `step` with the given moments.
@@ -70,11 +77,20 @@ public final class Trainer {
         model.backwardFromLoss(parameterGradients: true)
         let n = model.layout.count
         let g = model.gradients.pointer, w = model.parameters.pointer, m = adamM.pointer, v = adamV.pointer
-        var sumSquares: Double = 0
-        for i in 0..<n { sumSquares += Double(g[i]) * Double(g[i]) }
-        let rms = (sumSquares / Double(n)).squareRoot()
+        // fixed parts, each summed in float64 and added in order: deterministic for a thread count
+        let threads = model.threads
+        let parts = max(1, min(threads, n / 65536))
+        var partial = [Double](repeating: 0, count: parts)
+        partial.withUnsafeMutableBufferPointer { sums in
+            let sp = sums.baseAddress!
+            parallelFor(parts, threads: threads) { part in
+                var sum: Double = 0
+                for i in chunkRange(n, parts: parts, part) { sum += Double(g[i]) * Double(g[i]) }
+                sp[part] = sum
+            }
+        }
+        let rms = (partial.reduce(0, +) / Double(n)).squareRoot()
         let divisor = Float(rms + config.gradEps)
-        for i in 0..<n { g[i] = g[i] / divisor }
 
         let sched = config.schedule(step: step)
         step += 1
@@ -83,21 +99,27 @@ public final class Trainer {
         let b1 = Float(config.beta1), b2 = Float(config.beta2)
         let a1 = Float(1 - config.beta1), a2 = Float(1 - config.beta2)
         let lr = Float(sched.lr), eps = Float(config.adamEps)
-        for i in 0..<n {
-            let gi = g[i]
-            let mi = m[i] * b1 + a1 * gi
-            let vi = v[i] * b2 + a2 * gi * gi
-            m[i] = mi
-            v[i] = vi
-            w[i] -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
+        parallelFor(parts, threads: threads) { part in
+            for i in chunkRange(n, parts: parts, part) {
+                let gi = g[i] / divisor
+                g[i] = gi
+                let mi = m[i] * b1 + a1 * gi
+                let vi = v[i] * b2 + a2 * gi * gi
+                m[i] = mi
+                v[i] = vi
+                w[i] -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
+            }
         }
-        for tensor in model.layout.tensors where tensor.isMatrix {
-            project(tensor, density: tensor.isEmbedding ? sched.embedDensity : sched.density)
-        }
+        // projection then decay, matrices split over threads (each matrix is independent of the others)
         let decay = Float(sched.lr * config.weightDecay)
-        for tensor in model.layout.tensors where tensor.isMatrix {
-            let p = w + tensor.offset
-            for i in 0..<tensor.count { p[i] -= decay * p[i] }
+        let matrices = model.layout.tensors.filter(\.isMatrix)
+        let projectionParts = max(1, min(threads, projectionScratch.count, matrices.count))
+        parallelFor(projectionParts, threads: threads) { part in
+            for (index, tensor) in matrices.enumerated() where index % projectionParts == part {
+                project(tensor, density: tensor.isEmbedding ? sched.embedDensity : sched.density, scratch: projectionScratch[part])
+                let p = w + tensor.offset
+                for i in 0..<tensor.count { p[i] -= decay * p[i] }
+            }
         }
         return StepReport(step: step - 1, loss: loss, gradRMS: rms, lr: sched.lr, density: sched.density,
                           embedDensity: sched.embedDensity)
@@ -105,12 +127,12 @@ public final class Trainer {
 
     /// Keeps the ceil(density * numel) largest |w| of `tensor` (with the per-neuron floor for block
     /// matrices) and zeroes the rest and their moments.
-    func project(_ tensor: ParameterTensor, density: Double) {
+    func project(_ tensor: ParameterTensor, density: Double, scratch: ProjectionScratch) {
         let count = tensor.count
         var k = keptCount(density, count)
         if k >= count { return }
         let w = model.parameters.pointer + tensor.offset
-        let s = scores.pointer
+        let s = scratch.scores.pointer, keep = scratch.keep, forced = scratch.forced, selectScratch = scratch.selection
         for i in 0..<count { s[i] = abs(w[i]) }
         if !tensor.isEmbedding && config.minPerNeuron > 0 {
             let rows = tensor.shape[0], cols = tensor.shape[1]

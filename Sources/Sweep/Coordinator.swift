@@ -12,6 +12,7 @@ public final class Coordinator {
     private let spec: SweepSpec
     private let context: Context
     private let router: Socket
+    private var authenticator: CurveAuthenticator?
     private var logger: Logger
     private let artifactsDirectory: URL
 
@@ -26,14 +27,18 @@ public final class Coordinator {
     /// Leases found in the store at start-up, held for their workers to reclaim until the deadline.
     private var orphanLeases: [LeaseKey: Double] = [:]
     private var nextHeartbeat = 0.0
+    private var rehelloSent: [Data: Double] = [:]
+    private var nextLeaseAudit = 0.0
     private var stopRequested = false
     private var outgoing: [(Data, Message)] = []
     /// Counters for the dispatch benchmark and the logs.
     public private(set) var droppedFrames = 0
     public private(set) var resultsRecorded = 0
 
-    /// Opens a coordinator on a run directory whose store already holds a sweep.
-    public init(runDirectory: URL, bind: String, logger: Logger = Logger(label: "coordinator")) throws {
+    /// Opens a coordinator on a run directory whose store already holds a sweep. Without
+    /// `security`, only a loopback endpoint may be bound.
+    public init(runDirectory: URL, bind: String, security: CoordinatorSecurity? = nil,
+                logger: Logger = Logger(label: "coordinator")) throws {
         self.runDirectory = runDirectory
         self.logger = logger
         store = try Store(runDirectory: runDirectory)
@@ -48,6 +53,7 @@ public final class Coordinator {
         try router.setRouterMandatory(false)
         try router.setSendHighWaterMark(100_000)
         try router.setReceiveHighWaterMark(100_000)
+        authenticator = try Coordinator.secure(router, context: context, bind: bind, security: security, logger: logger)
         try router.bind(bind)
         endpoint = try router.lastEndpoint
         let now = Date().timeIntervalSince1970
@@ -85,6 +91,7 @@ public final class Coordinator {
             try step(timeout: 100)
         }
         router.close()
+        authenticator?.stop()
     }
 
     /// One turn of the loop: wait up to `timeout` ms for messages, handle every
@@ -136,7 +143,11 @@ public final class Coordinator {
             case .put(let header, let data): try receiveChunk(header, data, tx: tx, now: now)
             default: break
             }
-            reply(identity, .rehello)
+            // Once a second at most: a reconnecting worker's queued messages all arrive at once.
+            if now - (rehelloSent[identity] ?? 0) >= 1 {
+                rehelloSent[identity] = now
+                reply(identity, .rehello)
+            }
             return
         }
         workers[identity]!.lastSeen = now
@@ -181,15 +192,27 @@ public final class Coordinator {
     }
 
     private func welcome(_ hello: Hello, identity: Data, tx: StoreTransaction, now: Double) throws {
+        rehelloSent[identity] = nil
         var state = WorkerState(name: hello.worker, lastSeen: now)
+        // A repeated hello on the same connection keeps the leases sent since the first one.
+        if let existing = workers[identity] { state.leases = existing.leases }
         for key in hello.running {
             if try tx.adoptLease(shard: key.shard, attempt: key.attempt, owner: hello.worker, now: now) {
                 orphanLeases[key] = nil
                 for other in workers.keys { workers[other]!.leases[key] = nil }
-                state.leases[key] = now
+                state.leases[key] = state.leases[key] ?? now
             } else {
                 reply(identity, .cancel(key))
             }
+        }
+        // The same worker on an earlier connection: whatever it no longer runs was lost in between.
+        for (other, previous) in workers where previous.name == hello.worker && other != identity {
+            for key in previous.leases.keys where state.leases[key] == nil {
+                _ = try tx.recordFailure(shard: key.shard, attempt: key.attempt,
+                                         error: "worker \(hello.worker) reconnected without it", logTail: nil,
+                                         retries: spec.retries, now: now)
+            }
+            workers[other] = nil
         }
         workers[identity] = state
         try tx.log(nil, "worker_joined", "\(hello.worker) with \(hello.slots) slots", now: now)
@@ -210,10 +233,24 @@ public final class Coordinator {
             workers[identity] = nil
         }
         for (key, deadline) in orphanLeases where now > deadline {
+            orphanLeases[key] = nil
+            if workers.values.contains(where: { $0.leases[key] != nil }) { continue }
             _ = try tx.recordFailure(shard: key.shard, attempt: key.attempt,
                                      error: "no worker reclaimed this lease after the coordinator restarted",
                                      logTail: nil, retries: spec.retries, now: now)
-            orphanLeases[key] = nil
+        }
+        // Any lease that no connected worker holds (lost in a reconnect, or of an
+        // earlier process) is given the grace a restart gives, then goes back.
+        if now >= nextLeaseAudit {
+            nextLeaseAudit = now + spec.timeouts.workerDeadSeconds
+            let held = Set(workers.values.flatMap { $0.leases.keys })
+            for lease in try tx.activeLeases() {
+                let key = LeaseKey(shard: lease.shard, attempt: lease.attempt)
+                if !held.contains(key) && orphanLeases[key] == nil {
+                    orphanLeases[key] = now + spec.timeouts.workerDeadSeconds
+                }
+            }
+            rehelloSent = rehelloSent.filter { now - $0.value < 60 }
         }
         if spec.timeouts.shardSeconds > 0 {
             for (identity, worker) in workers {
@@ -243,6 +280,15 @@ public final class Coordinator {
 
     private func artifactURL(_ hash: String) -> URL { artifactsDirectory.appendingPathComponent(hash) }
 
+    /// An upload in progress, hashed as its chunks arrive.
+    private struct Upload {
+        var handle: FileHandle
+        var hasher = SHA256()
+        var received = 0
+    }
+
+    private var uploads: [String: Upload] = [:]
+
     /// Appends an uploaded chunk; the last one is verified against its hash and registered.
     private func receiveChunk(_ header: ChunkHeader, _ data: Data, tx: StoreTransaction, now: Double) throws {
         guard isArtifactHash(header.hash) else {
@@ -253,18 +299,21 @@ public final class Coordinator {
         if try tx.hasArtifact(header.hash) { return }
         let partial = artifactsDirectory.appendingPathComponent("incoming/\(header.hash)")
         if header.offset == 0 {
+            try? uploads[header.hash]?.handle.close()
             _ = FileManager.default.createFile(atPath: partial.path, contents: nil)
+            uploads[header.hash] = Upload(handle: try FileHandle(forWritingTo: partial))
         }
-        guard let handle = try? FileHandle(forWritingTo: partial) else { return }
-        defer { try? handle.close() }
-        let currentSize = try handle.seekToEnd()
         // Chunks arrive in order on one connection; a gap means an upload was
         // interrupted, and the worker starts over when told the artifact is missing.
-        guard currentSize == UInt64(header.offset) else { return }
-        try handle.write(contentsOf: data)
-        guard header.offset + data.count == header.size else { return }
-        try handle.close()
-        let actual = try SHA256.hex(fileAt: partial)
+        guard var upload = uploads[header.hash], upload.received == header.offset else { return }
+        try upload.handle.write(contentsOf: data)
+        upload.hasher.update(data)
+        upload.received += data.count
+        uploads[header.hash] = upload
+        guard upload.received == header.size else { return }
+        uploads[header.hash] = nil
+        try upload.handle.close()
+        let actual = SHA256.hexString(upload.hasher.finalize())
         guard actual == header.hash else {
             logger.warning("upload of \(header.hash) arrived with hash \(actual); discarded")
             try? FileManager.default.removeItem(at: partial)

@@ -99,7 +99,7 @@ public final class LocalSweep {
             let process = Process()
             process.executableURL = options.executable
             let name = "local-\(ProcessInfo.processInfo.processIdentifier)-\(workerProcesses.count)-\(UInt32.random(in: 0...UInt32.max))"
-            process.arguments = ["worker", "--connect", endpoint, "--slots", "\(options.slotsPerWorker)", "--name", name,
+            process.arguments = ["worker", "--connect", endpoint, "--slots", "\(options.slotsPerWorker)", "--name", name, "--exit-with-parent",
                                  "--cache", options.runDirectory.appendingPathComponent("worker-cache").path,
                                  "--work-dir", options.runDirectory.appendingPathComponent("work/\(name)").path]
             let log = options.runDirectory.appendingPathComponent("logs/\(name).log")

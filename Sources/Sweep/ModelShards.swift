@@ -1,28 +1,171 @@
+import Circuits
 import Foundation
+import PythonCode
+import SparseGPT
 
 /// The model kinds of the plan. Each receives its shard's context (parameters,
 /// input artifact paths, progress and checkpoint callbacks, output directory)
 /// and returns its output files and summary:
-/// - prepare: corpus sample, BPE tokenizer and task pairs → outputs `tokenizer`, `tasks`;
+/// - prepare: BPE tokenizer, corpus token streams and task pairs → outputs
+///   `tokenizer`, `train_tokens`, `held_out_tokens`, `tasks`;
 /// - train: weight-sparse training from `prepare.*`, checkpoints every
-///   `train.checkpointEvery` via `context.checkpoint`, continuing from
-///   `context.resume` → output `checkpoint`, summary `pretrain_loss`;
+///   `train.checkpoint_every` via `context.checkpoint`, continuing from
+///   `context.resume` → output `checkpoint`, summary `pretrain_loss`, `nonzero_weights`;
 /// - prune: the frontier of one (model, task) from `train.checkpoint` and
-///   `prepare.*` → output `curve`, summary `edges` at the headline target.
+///   `prepare.*` → outputs `curve` (frontier document) and `circuit` (the circuit at the
+///   headline target), summary `edges` and `nodes` there (absent when unreachable).
 enum ModelShards {
+    static let tokenizerBytes = 2_000_000
+
     static func prepare(_ context: ShardContext) throws -> ShardOutput {
-        throw unavailable(context, needs: "the PythonCode corpus and tokenizer")
+        let data = try context.params.data.orThrow("data", context)
+        let model = try context.params.model.orThrow("model", context)
+        let tasks = try (context.params.tasks ?? []).map { try PythonTask.named($0) }
+        let total = 2 + tasks.count
+        let source = CorpusSource(argument: data.corpus, seed: UInt64(data.corpusSeed))
+        let tokenizer = try BPETokenizer.train(on: source.trainingText(bytes: tokenizerBytes), vocabularySize: data.vocabSize)
+        let out = context.outputDirectory
+        let tokenizerFile = out.appendingPathComponent("tokenizer.json")
+        try tokenizer.save(to: tokenizerFile.path)
+        context.progress(step: 1, total: total, loss: nil)
+
+        let window = model.context + 1
+        let tokens = try source.tokens(tokenizer: tokenizer, trainTokens: data.trainSequences * window,
+                                       heldOutTokens: data.heldOutSequences * window)
+        guard tokens.heldOut.count >= window, tokens.train.count >= window else {
+            throw SweepError("shard \(context.job.shard): corpus \(data.corpus) gave \(tokens.train.count) train and \(tokens.heldOut.count) held-out tokens, less than one window of \(window)")
+        }
+        let trainFile = out.appendingPathComponent("train_tokens.bin")
+        let heldOutFile = out.appendingPathComponent("held_out_tokens.bin")
+        try writeTokenFile(tokens.train, to: trainFile.path)
+        try writeTokenFile(tokens.heldOut, to: heldOutFile.path)
+        context.progress(step: 2, total: total, loss: nil)
+
+        var pairs: [TaskData] = []
+        for (index, task) in tasks.enumerated() {
+            let splits = try task.makePairs(tokenizer: tokenizer, seed: UInt64(data.corpusSeed), trainPairs: data.trainPairs,
+                                            testPairs: data.testPairs, maxLength: model.context)
+            pairs.append(TaskData(task: task.name, train: try circuitPairs(splits.train), test: try circuitPairs(splits.test)))
+            context.progress(step: 3 + index, total: total, loss: nil)
+        }
+        let tasksFile = out.appendingPathComponent("tasks.json")
+        try TaskPairsFile.save(pairs, to: tasksFile)
+        return ShardOutput(outputs: ["tokenizer": tokenizerFile, "train_tokens": trainFile,
+                                     "held_out_tokens": heldOutFile, "tasks": tasksFile],
+                           summary: ["vocab_size": Double(tokenizer.vocabularySize), "train_tokens": Double(tokens.train.count),
+                                     "held_out_tokens": Double(tokens.heldOut.count)])
     }
 
     static func train(_ context: ShardContext) throws -> ShardOutput {
-        throw unavailable(context, needs: "the SparseGPT trainer")
+        let params = context.params
+        let point = try params.point.orThrow("point", context)
+        let section = try params.train.orThrow("train", context)
+        let modelSection = try params.model.orThrow("model", context)
+        let data = try params.data.orThrow("data", context)
+        let model = ModelConfig(vocab: data.vocabSize, context: modelSection.context, dModel: point.dModel,
+                                nLayer: modelSection.nLayer, dHead: modelSection.dHead, afrac: point.afrac)
+        let training = TrainingConfig(density: point.density, embedDensity: modelSection.embedDensity,
+                                      lr: section.learningRate, steps: section.steps, batch: section.batchSize,
+                                      seed: UInt64(point.seed))
+        try training.validate(for: model)
+
+        let trainer: Trainer
+        if let resume = context.resume {
+            let checkpoint = try Checkpoint.load(from: resume.path)
+            let saved = checkpoint.training
+            guard checkpoint.model == model, saved.density == training.density, saved.steps == training.steps,
+                  saved.batch == training.batch, saved.seed == training.seed,
+                  abs(saved.lr - training.lr) <= 1e-9 * training.lr,
+                  abs(saved.resolvedEmbedDensity - training.resolvedEmbedDensity) <= 1e-9 else {
+                throw SweepError("shard \(context.job.shard): checkpoint \(resume.path) belongs to another model or training setup")
+            }
+            trainer = try checkpoint.makeTrainer()
+        } else {
+            trainer = try Trainer(model: GPT(config: model, seed: training.seed), config: training)
+        }
+        let resumedFrom = trainer.step
+        let windows = try TokenWindows(tokens: readTokenFile(context.input("prepare.train_tokens").path),
+                                       length: model.context, vocab: model.vocab, name: "prepare.train_tokens")
+        let heldOutStream = try TokenWindows(tokens: readTokenFile(context.input("prepare.held_out_tokens").path),
+                                             length: model.context, vocab: model.vocab, name: "prepare.held_out_tokens")
+        let heldOutCount = min(data.heldOutSequences, max(1, heldOutStream.tokens.count / (model.context + 1)))
+        let heldOut = heldOutStream.evenlySpacedWindows(count: heldOutCount)
+        let run = try TrainingRun(trainer: trainer, data: windows, heldOut: nil)
+
+        let every = max(1, Int((section.checkpointEvery * Double(training.steps)).rounded()))
+        let reportEvery = max(1, training.steps / 200)
+        var nonzero = 0
+        while trainer.step < training.steps {
+            let next = min(training.steps, (trainer.step / every + 1) * every)
+            try run.run(until: next, reportEvery: reportEvery) { progress in
+                nonzero = progress.nonzero
+                context.progress(step: progress.step, total: progress.steps, loss: Double(progress.loss))
+            }
+            if trainer.step < training.steps {
+                let file = context.outputDirectory.appendingPathComponent("checkpoint-\(trainer.step).bin")
+                try Checkpoint(trainer: trainer).save(to: file.path)
+                context.checkpoint(file: file, step: trainer.step)
+            }
+        }
+        let loss = try heldOutLoss(model: trainer.model, windows: heldOut, count: heldOutCount, length: model.context)
+        let final = context.outputDirectory.appendingPathComponent("checkpoint.bin")
+        try Checkpoint(trainer: trainer).save(to: final.path)
+        return ShardOutput(outputs: ["checkpoint": final],
+                           summary: ["pretrain_loss": loss, "nonzero_weights": Double(nonzero),
+                                     "steps": Double(training.steps), "resumed_from_step": Double(resumedFrom)])
     }
 
     static func prune(_ context: ShardContext) throws -> ShardOutput {
-        throw unavailable(context, needs: "the Circuits pruner")
+        let task = try context.params.task.orThrow("task", context)
+        let section = try context.params.prune.orThrow("prune", context)
+        var request = PruneRequest(modelPath: try context.input("train.checkpoint").path,
+                                   pairsPath: try context.input("prepare.tasks").path)
+        request.tasks = [task]
+        request.heldOutTokensPath = try context.input("prepare.held_out_tokens").path
+        request.target = Float(section.headlineTarget)
+        request.settings.lambdas = section.lambdas.map(Float.init)
+        request.settings.targets = section.targetLosses.map(Float.init)
+        request.settings.pruning.steps = section.steps
+        request.settings.pruning.learningRate = Float(section.learningRate)
+        request.settings.pruning.batchPairs = section.batchSize
+        request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
+        // One shard per core: the worker's slots are the parallelism.
+        request.workers = 1
+        // The pruner reports every 100 steps of each λ run.
+        let total = max(1, section.lambdas.count * (section.steps / 100))
+        var reports = 0
+        let outcomes = try runPrune(request) { line in
+            reports += 1
+            let loss = line.components(separatedBy: "task loss ").last.flatMap { Double($0.prefix { $0 != "," }) }
+            context.progress(step: min(reports, total), total: total, loss: loss)
+        }
+        context.progress(step: total, total: total, loss: nil)
+        guard let outcome = outcomes.first else {
+            throw SweepError("shard \(context.job.shard): the pruner returned no frontier for \(task)")
+        }
+        let circuit = outcome.circuit
+        var summary: [String: Double] = ["full_loss": Double(circuit.fullLoss), "reachable": circuit.reachable ? 1 : 0,
+                                         "target": section.headlineTarget]
+        if circuit.reachable, let edges = circuit.edgeCount, let nodes = circuit.nodeCount {
+            summary["edges"] = Double(edges)
+            summary["nodes"] = Double(nodes)
+        }
+        return ShardOutput(outputs: ["curve": URL(fileURLWithPath: outcome.frontierPath),
+                                     "circuit": URL(fileURLWithPath: outcome.circuitPath)],
+                           summary: summary)
     }
+}
 
-    private static func unavailable(_ context: ShardContext, needs: String) -> SweepError {
-        SweepError("shard \(context.job.shard): the \(context.job.kind) kind needs \(needs), which this build does not include yet; run a sweep file with a simulate: section meanwhile")
+/// The generator's pairs in the pruner's type (the same padded layout).
+private func circuitPairs(_ pairs: PythonCode.TaskPairs) throws -> Circuits.TaskPairs {
+    try Circuits.TaskPairs(width: pairs.width, prompts: pairs.prompts, lengths: pairs.lengths, candidates: pairs.candidates)
+}
+
+extension Optional {
+    func orThrow(_ section: String, _ context: ShardContext) throws -> Wrapped {
+        guard let value = self else {
+            throw SweepError("shard \(context.job.shard): its parameters lack the \(section) section")
+        }
+        return value
     }
 }

@@ -201,7 +201,8 @@ public enum Message: Equatable {
         case 8:
             let header = try body(ChunkHeader.self)
             let data = try binary()
-            guard header.offset >= 0, header.size >= 0, header.offset + data.count <= header.size else {
+            // Written so that no offset or size, however large, can overflow.
+            guard header.offset >= 0, header.size >= 0, header.offset <= header.size - data.count else {
                 throw ProtocolError("chunk of \(header.hash) outside its size")
             }
             return .put(header, data)

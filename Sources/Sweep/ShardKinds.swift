@@ -193,7 +193,6 @@ enum SimulatedShard {
         for name in context.inputs.keys.sorted() {
             text += "\(name) \(try SHA256.hex(fileAt: context.inputs[name]!))\n"
         }
-        try Data(text.utf8).write(to: output)
         let outputName: String
         var summary: [String: Double] = ["steps": Double(total), "resumed_from_step": Double(resumedFrom)]
         switch job.kind {
@@ -202,9 +201,21 @@ enum SimulatedShard {
             outputName = "checkpoint"
             summary["pretrain_loss"] = loss(step: total, total: total) + simulatedSpread(context.params)
         default:
+            // A frontier document in the pruner's shape, so reports read simulated sweeps too.
             outputName = "curve"
-            summary["edges"] = Double(100 + state % 900)
+            let prune = context.params.prune ?? PruneSection()
+            let base = Double(100 + state % 900)
+            let points: [[String: Any]] = prune.targetLosses.sorted().map { target in
+                let edges = Int(base * 0.15 / target)
+                return ["target": target, "reachable": true, "reached_loss": target * 0.95,
+                        "node_count": edges / 3 + 1, "edge_count": edges]
+            }
+            let document: [String: Any] = ["task": context.params.task ?? job.shard, "points": points,
+                                           "simulated": true, "inputs": text]
+            text = String(decoding: try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]), as: UTF8.self)
+            summary["edges"] = (base * 0.15 / prune.headlineTarget).rounded(.down)
         }
+        try Data(text.utf8).write(to: output)
         return ShardOutput(outputs: [outputName: output], summary: summary)
     }
 

@@ -156,14 +156,19 @@ public final class Store {
 public struct StoreTransaction {
     let db: Database
 
+    /// Statements are compiled once per connection and reused: the dispatch path runs them thousands of times a second.
+    private func execute(sql: String, arguments: StatementArguments = StatementArguments()) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
     // MARK: the sweep and its plan
 
     public func hasSweep() throws -> Bool {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM sweep")! > 0
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM sweep"))! > 0
     }
 
     public func sweepSpec() throws -> SweepSpec {
-        guard let text = try String.fetchOne(db, sql: "SELECT spec FROM sweep WHERE id = 1") else {
+        guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT spec FROM sweep WHERE id = 1")) else {
             throw SweepError("the store holds no sweep")
         }
         return try JSONDecoder().decode(SweepSpec.self, from: Data(text.utf8))
@@ -172,7 +177,7 @@ public struct StoreTransaction {
     /// Records the sweep and its planned shards, all pending.
     public func createSweep(_ spec: SweepSpec, shards: [PlannedShard], now: Double) throws {
         let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
-        try db.execute(sql: "INSERT INTO sweep (id, name, spec, created_at) VALUES (1, ?, ?, ?)",
+        try execute(sql: "INSERT INTO sweep (id, name, spec, created_at) VALUES (1, ?, ?, ?)",
                        arguments: [spec.name, specJSON, now])
         try insertShards(shards.map { ($0.id, $0.kind, $0.params.encoded(), $0.dependencies) },
                          maxAttempts: spec.retries.maxAttempts, now: now)
@@ -205,21 +210,21 @@ public struct StoreTransaction {
 
     /// Leases up to `count` ready shards to `owner`, in plan order.
     public func lease(owner: String, count: Int, now: Double, expiry: Double) throws -> [Lease] {
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT seq, id, kind, params, attempts, resume_hash, resume_size, resume_step FROM shards
             WHERE state = 'pending' AND waiting_on = 0 AND not_before <= ?
             ORDER BY seq LIMIT ?
-            """, arguments: [now, count])
+            """), arguments: [now, count])
         var leases: [Lease] = []
         for row in rows {
             let seq: Int64 = row["seq"]
             let attempt = (row["attempts"] as Int) + 1
-            try db.execute(sql: """
+            try execute(sql: """
                 UPDATE shards SET state = 'leased', attempts = ?, lease_owner = ?, lease_attempt = ?,
                 lease_expiry = ?, progress_step = NULL, progress_total = NULL, progress_loss = NULL, updated_at = ?
                 WHERE seq = ?
                 """, arguments: [attempt, owner, attempt, expiry, now, seq])
-            try db.execute(sql: "INSERT INTO attempts (shard_seq, attempt, worker, started_at) VALUES (?, ?, ?, ?)",
+            try execute(sql: "INSERT INTO attempts (shard_seq, attempt, worker, started_at) VALUES (?, ?, ?, ?)",
                            arguments: [seq, attempt, owner, now])
             var resume: ArtifactRef?
             if let hash: String = row["resume_hash"] { resume = ArtifactRef(hash: hash, size: row["resume_size"]) }
@@ -230,13 +235,13 @@ public struct StoreTransaction {
     }
 
     private func inputs(ofShard seq: Int64) throws -> [String: ArtifactRef] {
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT s.kind, o.name, o.hash, a.size FROM dependencies d
             JOIN shards s ON s.seq = d.needs_seq
             JOIN outputs o ON o.shard_seq = d.needs_seq
             JOIN artifacts a ON a.hash = o.hash
             WHERE d.shard_seq = ?
-            """, arguments: [seq])
+            """), arguments: [seq])
         var inputs: [String: ArtifactRef] = [:]
         for row in rows {
             inputs["\(row["kind"] as String).\(row["name"] as String)"] = ArtifactRef(hash: row["hash"], size: row["size"])
@@ -246,13 +251,13 @@ public struct StoreTransaction {
 
     /// The shards leased now, as (shard, attempt, owner).
     public func activeLeases() throws -> [(shard: String, attempt: Int, owner: String)] {
-        try Row.fetchAll(db, sql: "SELECT id, lease_attempt, lease_owner FROM shards WHERE state = 'leased'")
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT id, lease_attempt, lease_owner FROM shards WHERE state = 'leased'"))
             .map { ($0["id"], $0["lease_attempt"], $0["lease_owner"]) }
     }
 
     /// Hands a lease to a new owner (a worker that reconnected still running it).
     public func adoptLease(shard: String, attempt: Int, owner: String, now: Double) throws -> Bool {
-        try db.execute(sql: """
+        try execute(sql: """
             UPDATE shards SET lease_owner = ?, updated_at = ? WHERE id = ? AND state = 'leased' AND lease_attempt = ?
             """, arguments: [owner, now, shard, attempt])
         guard db.changesCount == 1 else { return false }
@@ -261,7 +266,7 @@ public struct StoreTransaction {
     }
 
     private func currentSeq(shard: String, attempt: Int) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT seq FROM shards WHERE id = ? AND state = 'leased' AND lease_attempt = ?",
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM shards WHERE id = ? AND state = 'leased' AND lease_attempt = ?"),
                            arguments: [shard, attempt])
     }
 
@@ -273,18 +278,18 @@ public struct StoreTransaction {
         guard let seq = try currentSeq(shard: shard, attempt: attempt) else { return .stale }
         let missing = try outputs.values.filter { try !hasArtifact($0) }
         if !missing.isEmpty { return .missingArtifacts(missing.sorted()) }
-        try db.execute(sql: "INSERT INTO results (shard_seq, attempt, summary, recorded_at) VALUES (?, ?, ?, ?)",
+        try execute(sql: "INSERT INTO results (shard_seq, attempt, summary, recorded_at) VALUES (?, ?, ?, ?)",
                        arguments: [seq, attempt, summary, now])
         for (name, hash) in outputs {
-            try db.execute(sql: "INSERT INTO outputs (shard_seq, name, hash) VALUES (?, ?, ?)", arguments: [seq, name, hash])
+            try execute(sql: "INSERT INTO outputs (shard_seq, name, hash) VALUES (?, ?, ?)", arguments: [seq, name, hash])
         }
-        try db.execute(sql: """
+        try execute(sql: """
             UPDATE shards SET state = 'done', lease_owner = NULL, lease_expiry = NULL, last_error = NULL,
             updated_at = ? WHERE seq = ?
             """, arguments: [now, seq])
-        try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'done' WHERE shard_seq = ? AND attempt = ?",
+        try execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'done' WHERE shard_seq = ? AND attempt = ?",
                        arguments: [now, seq, attempt])
-        try db.execute(sql: """
+        try execute(sql: """
             UPDATE shards SET waiting_on = waiting_on - 1
             WHERE seq IN (SELECT shard_seq FROM dependencies WHERE needs_seq = ?)
             """, arguments: [seq])
@@ -297,12 +302,12 @@ public struct StoreTransaction {
     public func recordFailure(shard: String, attempt: Int, error: String, logTail: String?,
                               retries: RetrySection, now: Double) throws -> FailureOutcome {
         guard let seq = try currentSeq(shard: shard, attempt: attempt) else { return .stale }
-        try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'failed', error = ? WHERE shard_seq = ? AND attempt = ?",
+        try execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'failed', error = ? WHERE shard_seq = ? AND attempt = ?",
                        arguments: [now, error, seq, attempt])
-        let row = try Row.fetchOne(db, sql: "SELECT attempts, max_attempts FROM shards WHERE seq = ?", arguments: [seq])!
+        let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT attempts, max_attempts FROM shards WHERE seq = ?"), arguments: [seq])!
         let attempts: Int = row["attempts"], maxAttempts: Int = row["max_attempts"]
         if attempts >= maxAttempts {
-            try db.execute(sql: """
+            try execute(sql: """
                 UPDATE shards SET state = 'failed', lease_owner = NULL, lease_expiry = NULL, last_error = ?,
                 log_tail = ?, updated_at = ? WHERE seq = ?
                 """, arguments: [error, logTail, now, seq])
@@ -311,7 +316,7 @@ public struct StoreTransaction {
             return .failed
         }
         let backoff = min(retries.backoffMaxSeconds, retries.backoffSeconds * pow(2, Double(attempts - 1)))
-        try db.execute(sql: """
+        try execute(sql: """
             UPDATE shards SET state = 'pending', lease_owner = NULL, lease_expiry = NULL, last_error = ?,
             log_tail = ?, not_before = ?, updated_at = ? WHERE seq = ?
             """, arguments: [error, logTail, now + backoff, now, seq])
@@ -322,13 +327,13 @@ public struct StoreTransaction {
     private func failDependents(of seq: Int64, cause: String, now: Double) throws {
         var frontier = [seq]
         while let next = frontier.popLast() {
-            let dependents = try Row.fetchAll(db, sql: """
+            let dependents = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT s.seq, s.id FROM dependencies d JOIN shards s ON s.seq = d.shard_seq
                 WHERE d.needs_seq = ? AND s.state = 'pending'
-                """, arguments: [next])
+                """), arguments: [next])
             for row in dependents {
                 let message = "not run: the shard it needs, \(cause), failed"
-                try db.execute(sql: "UPDATE shards SET state = 'failed', last_error = ?, updated_at = ? WHERE seq = ?",
+                try execute(sql: "UPDATE shards SET state = 'failed', last_error = ?, updated_at = ? WHERE seq = ?",
                                arguments: [message, now, row["seq"] as Int64])
                 try log(row["id"], "failed", message, now: now)
                 frontier.append(row["seq"])
@@ -338,12 +343,12 @@ public struct StoreTransaction {
 
     /// Puts failed shards back to pending with a fresh set of attempts.
     public func retryFailed(maxAttempts: Int, now: Double) throws -> Int {
-        try db.execute(sql: """
+        try execute(sql: """
             UPDATE shards SET state = 'pending', max_attempts = attempts + ?, not_before = 0, updated_at = ?
             WHERE state = 'failed'
             """, arguments: [maxAttempts, now])
         let count = db.changesCount
-        try db.execute(sql: """
+        try execute(sql: """
             UPDATE shards SET waiting_on = (
                 SELECT count(*) FROM dependencies d JOIN shards n ON n.seq = d.needs_seq
                 WHERE d.shard_seq = shards.seq AND n.state != 'done')
@@ -354,7 +359,7 @@ public struct StoreTransaction {
     }
 
     public func recordProgress(shard: String, attempt: Int, step: Int, total: Int, loss: Double?, now: Double) throws {
-        try db.execute(sql: """
+        try execute(sql: """
             UPDATE shards SET progress_step = ?, progress_total = ?, progress_loss = ?, updated_at = ?
             WHERE id = ? AND state = 'leased' AND lease_attempt = ?
             """, arguments: [step, total, loss, now, shard, attempt])
@@ -363,10 +368,10 @@ public struct StoreTransaction {
     /// Keeps an intermediate checkpoint of the leased attempt for a later attempt to continue from.
     public func recordCheckpoint(shard: String, attempt: Int, hash: String, step: Int, now: Double) throws -> ReportOutcome {
         guard try currentSeq(shard: shard, attempt: attempt) != nil else { return .stale }
-        guard let size = try Int.fetchOne(db, sql: "SELECT size FROM artifacts WHERE hash = ?", arguments: [hash]) else {
+        guard let size = try Int.fetchOne(db.cachedStatement(sql: "SELECT size FROM artifacts WHERE hash = ?"), arguments: [hash]) else {
             return .missingArtifacts([hash])
         }
-        try db.execute(sql: "UPDATE shards SET resume_hash = ?, resume_size = ?, resume_step = ? WHERE id = ?",
+        try execute(sql: "UPDATE shards SET resume_hash = ?, resume_size = ?, resume_step = ? WHERE id = ?",
                        arguments: [hash, size, step, shard])
         try log(shard, "checkpoint", "attempt \(attempt) step \(step)", now: now)
         return .recorded
@@ -375,23 +380,23 @@ public struct StoreTransaction {
     // MARK: artifacts
 
     public func hasArtifact(_ hash: String) throws -> Bool {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM artifacts WHERE hash = ?", arguments: [hash])! > 0
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM artifacts WHERE hash = ?"), arguments: [hash])! > 0
     }
 
     public func artifactSize(_ hash: String) throws -> Int? {
-        try Int.fetchOne(db, sql: "SELECT size FROM artifacts WHERE hash = ?", arguments: [hash])
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT size FROM artifacts WHERE hash = ?"), arguments: [hash])
     }
 
     public func registerArtifact(hash: String, size: Int, kind: String, now: Double) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO artifacts (hash, size, kind, created_at) VALUES (?, ?, ?, ?)",
+        try execute(sql: "INSERT OR IGNORE INTO artifacts (hash, size, kind, created_at) VALUES (?, ?, ?, ?)",
                        arguments: [hash, size, kind, now])
     }
 
     /// The output artifacts of a done shard.
     public func outputs(ofShard shard: String) throws -> [String: String] {
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT o.name, o.hash FROM outputs o JOIN shards s ON s.seq = o.shard_seq WHERE s.id = ?
-            """, arguments: [shard])
+            """), arguments: [shard])
         return Dictionary(uniqueKeysWithValues: rows.map { ($0["name"] as String, $0["hash"] as String) })
     }
 
@@ -399,7 +404,7 @@ public struct StoreTransaction {
 
     public func counts() throws -> StateCounts {
         var counts = StateCounts()
-        for row in try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM shards GROUP BY state") {
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT state, count(*) AS n FROM shards GROUP BY state")) {
             switch ShardState(rawValue: row["state"]) {
             case .pending: counts.pending = row["n"]
             case .leased: counts.leased = row["n"]
@@ -413,7 +418,7 @@ public struct StoreTransaction {
 
     /// Whether some pending shard can never become ready by itself (it waits on nothing leased or pending).
     public func earliestBackoff() throws -> Double? {
-        try Double.fetchOne(db, sql: "SELECT min(not_before) FROM shards WHERE state = 'pending' AND waiting_on = 0")
+        try Double.fetchOne(db.cachedStatement(sql: "SELECT min(not_before) FROM shards WHERE state = 'pending' AND waiting_on = 0"))
     }
 
     public func shards(states: [ShardState]? = nil, limit: Int? = nil) throws -> [ShardStatus] {
@@ -425,7 +430,7 @@ public struct StoreTransaction {
         if let states { sql += " WHERE s.state IN (\(states.map { "'\($0.rawValue)'" }.joined(separator: ",")))" }
         sql += " ORDER BY s.seq"
         if let limit { sql += " LIMIT \(limit)" }
-        return try Row.fetchAll(db, sql: sql).map { row in
+        return try Row.fetchAll(db.cachedStatement(sql: sql)).map { row in
             let state = ShardState(rawValue: row["state"]) ?? .pending
             return ShardStatus(id: row["id"], kind: row["kind"], state: state, attempts: row["attempts"],
                                maxAttempts: row["max_attempts"], worker: row["lease_owner"],
@@ -437,24 +442,24 @@ public struct StoreTransaction {
 
     /// Every attempt of a shard, in order: who ran it and how it ended.
     public func attempts(ofShard shard: String) throws -> [(attempt: Int, worker: String?, outcome: String?, error: String?)] {
-        try Row.fetchAll(db, sql: """
+        try Row.fetchAll(db.cachedStatement(sql: """
             SELECT a.attempt, a.worker, a.outcome, a.error FROM attempts a JOIN shards s ON s.seq = a.shard_seq
             WHERE s.id = ? ORDER BY a.attempt
-            """, arguments: [shard]).map { ($0["attempt"], $0["worker"], $0["outcome"], $0["error"]) }
+            """), arguments: [shard]).map { ($0["attempt"], $0["worker"], $0["outcome"], $0["error"]) }
     }
 
     /// The number of results recorded per shard (at most one, by the table's key).
     public func resultCount() throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM results")!
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM results"))!
     }
 
     public func events(limit: Int) throws -> [(at: Double, shard: String?, event: String, detail: String?)] {
-        try Row.fetchAll(db, sql: "SELECT at, shard, event, detail FROM events ORDER BY id DESC LIMIT ?", arguments: [limit])
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT at, shard, event, detail FROM events ORDER BY id DESC LIMIT ?"), arguments: [limit])
             .map { ($0["at"], $0["shard"], $0["event"], $0["detail"]) }
     }
 
     public func log(_ shard: String?, _ event: String, _ detail: String?, now: Double) throws {
-        try db.execute(sql: "INSERT INTO events (at, shard, event, detail) VALUES (?, ?, ?, ?)",
+        try execute(sql: "INSERT INTO events (at, shard, event, detail) VALUES (?, ?, ?, ?)",
                        arguments: [now, shard, event, detail])
     }
 }

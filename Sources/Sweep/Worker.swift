@@ -12,11 +12,15 @@ public struct WorkerOptions {
     public var workDirectory: URL
     /// The `circuitry` binary that runs `shard exec` in a child process.
     public var executable: URL
+    /// CURVE keys; required by a coordinator that listens beyond loopback.
+    public var security: WorkerSecurity?
     /// Until the coordinator's welcome says otherwise.
     public var heartbeatSeconds: Double = 1
     public var coordinatorDeadSeconds: Double = 5
     /// Stop once this long without any lease (nil: run until stopped).
     public var idleExitSeconds: Double?
+    /// Stop when the process that started this worker exits (local workers of `circuitry run`).
+    public var exitWithParent = false
 
     public init(connect: String, slots: Int, name: String, cacheDirectory: URL, workDirectory: URL, executable: URL) {
         self.connect = connect
@@ -35,6 +39,7 @@ public final class Worker {
     private var logger: Logger
     private let context: Context
     private var socket: Socket?
+    private var handshakeWatch: HandshakeWatch?
     private var generation = 0
     private var coordinatorLastSeen = 0.0
     private var nextHeartbeat = 0.0
@@ -43,14 +48,14 @@ public final class Worker {
     private var coordinatorDeadSeconds: Double
     /// Leases asked for and not yet received.
     private var credit = 0
+    private var lastHello = 0.0
     private var stopRequested = false
     private var lastBusy = Date().timeIntervalSince1970
 
     private final class Running {
         let lease: Lease
         let directory: URL
-        var process: Process?
-        var log: FileHandle?
+        var process: ChildProcess?
         var tail = LogTail()
         var lastProgressSent = 0.0
         var pendingProgress: ProgressReport?
@@ -66,11 +71,11 @@ public final class Worker {
     /// Reports sent and not yet acknowledged, resent after a reconnect.
     private var unacknowledged: [LeaseKey: (message: Message, uploads: [String: String])] = [:]
     private var downloads: [String: Download] = [:]
-    private let events = EventQueue()
 
     private struct Download {
         var size: Int
         var received: Int
+        var lastChunk = Date().timeIntervalSince1970
         var handle: FileHandle
         var path: URL
     }
@@ -92,9 +97,10 @@ public final class Worker {
 
     /// Works until stopped (or idle for `idleExitSeconds`); kills its children on the way out.
     public func run() throws {
+        let parent = getppid()
         try connect()
         defer {
-            for shard in running.values { if let process = shard.process { kill(process.processIdentifier, SIGKILL) } }
+            for shard in running.values { shard.process?.kill() }
             socket?.close()
         }
         while !stopRequested && !StopSignal.received {
@@ -106,13 +112,16 @@ public final class Worker {
                         try handle(try Message.decode(frames))
                     } catch let error as ProtocolError {
                         logger.warning("dropped a message from the coordinator: \(error)")
+                    } catch {
+                        logger.error("\(error)")
                     }
                 }
             }
-            try drainChildEvents()
+            watchChildren()
             let now = Date().timeIntervalSince1970
             if now - coordinatorLastSeen > coordinatorDeadSeconds {
                 logger.warning("coordinator silent for \(coordinatorDeadSeconds)s; reconnecting in \(reconnectBackoff)s")
+                handshakeWatch?.close()
                 socket?.close()
                 socket = nil
                 Thread.sleep(forTimeInterval: reconnectBackoff)
@@ -120,14 +129,24 @@ public final class Worker {
                 try connect()
                 continue
             }
+            handshakeWatch?.drain()
             if now >= nextHeartbeat {
                 send(.heartbeat)
                 nextHeartbeat = now + heartbeatSeconds
             }
             flushProgress(now: now)
+            // A chunk request can be lost with a connection; ask again when a download stalls.
+            for (hash, download) in downloads where now - download.lastChunk > coordinatorDeadSeconds {
+                downloads[hash]!.lastChunk = now
+                requestChunk(hash, offset: download.received)
+            }
             requestWork()
             if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
             if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
+            if options.exitWithParent && getppid() != parent {
+                logger.warning("the process that started this worker is gone; stopping")
+                break
+            }
         }
     }
 
@@ -137,15 +156,22 @@ public final class Worker {
         try socket.setLinger(0)
         try socket.setRoutingID(Array("\(options.name)/\(generation)".utf8))
         try socket.setSendHighWaterMark(100_000)
+        handshakeWatch = try Worker.secure(socket, security: options.security, endpoint: options.connect, logger: logger)
         try socket.connect(options.connect)
         self.socket = socket
-        credit = 0
         coordinatorLastSeen = Date().timeIntervalSince1970
+        sayHello()
+        for (key, report) in unacknowledged { resend(key, report) }
+    }
+
+    /// Introduces this worker with the leases it still holds; the coordinator starts its credit afresh.
+    private func sayHello() {
+        credit = 0
+        lastHello = Date().timeIntervalSince1970
         let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
         send(.hello(Hello(worker: options.name, slots: options.slots, running: mine.sorted { $0.description < $1.description })))
-        // Downloads restart from where they stopped on the new connection.
+        // A coordinator that restarted lost our chunk requests: ask again from where each download stands.
         for (hash, download) in downloads { requestChunk(hash, offset: download.received) }
-        for (key, report) in unacknowledged { resend(key, report) }
     }
 
     private func send(_ message: Message) {
@@ -176,7 +202,16 @@ public final class Worker {
         case .heartbeat: break
         case .leases(let leases):
             credit = max(0, credit - leases.count)
-            for lease in leases { try accept(lease) }
+            for lease in leases {
+                do {
+                    try accept(lease)
+                } catch {
+                    let key = LeaseKey(shard: lease.shard, attempt: lease.attempt)
+                    waiting[key] = nil
+                    report(key, .failure(FailureReport(lease: key, error: "worker \(options.name) could not take it: \(error)",
+                                                       logTail: nil)), uploads: [:])
+                }
+            }
         case .ack(let key): unacknowledged[key] = nil
         case .cancel(let key): cancel(key)
         case .chunk(let header, let data): try receiveChunk(header, data)
@@ -185,12 +220,22 @@ public final class Worker {
             for hash in hashes { upload(hash: hash, kind: report.uploads[hash] ?? "file") }
             send(report.message)
         case .rehello:
-            credit = 0
-            let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
-            send(.hello(Hello(worker: options.name, slots: options.slots, running: mine.sorted { $0.description < $1.description })))
+            // Answered once: the coordinator may ask again for every message it received before our hello.
+            guard Date().timeIntervalSince1970 - lastHello >= 1 else { return }
+            sayHello()
             for (key, report) in unacknowledged { resend(key, report) }
         case .refused(let reason):
             logger.error("coordinator refused: \(reason)")
+            // A download the coordinator cannot serve fails the shards waiting for it.
+            for hash in downloads.keys where reason.contains(hash) {
+                if let download = downloads.removeValue(forKey: hash) { try? download.handle.close() }
+                for (key, shard) in waiting where shard.lease.inputs.values.contains(where: { $0.hash == hash })
+                    || shard.lease.resume?.hash == hash {
+                    waiting[key] = nil
+                    report(key, .failure(FailureReport(lease: key, error: "input artifact \(hash): \(reason)", logTail: nil)),
+                           uploads: [:])
+                }
+            }
         case .hello, .request, .progress, .result, .failure, .checkpoint, .put, .get:
             logger.warning("dropped a \(message.name) message, which coordinators do not send")
         }
@@ -241,61 +286,25 @@ public final class Worker {
                            outputDirectory: shard.directory.appendingPathComponent("out").path)
         let jobFile = shard.directory.appendingPathComponent("job.json")
         try JSONEncoder().encode(job).write(to: jobFile)
-        let logURL = shard.directory.appendingPathComponent("log.txt")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        shard.log = try FileHandle(forWritingTo: logURL)
-
-        let process = Process()
-        process.executableURL = options.executable
-        process.arguments = ["shard", "exec", jobFile.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        let events = self.events
-        let lines = LineBuffer()
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                if let rest = lines.flush() { events.push(.output(key, rest)) }
-                events.push(.outputClosed(key))
-                return
-            }
-            for line in lines.feed(data) { events.push(.output(key, line)) }
-        }
-        process.terminationHandler = { process in
-            events.push(.exited(key, process.terminationReason == .uncaughtSignal, process.terminationStatus))
-        }
-        try process.run()
+        let process = try ChildProcess(executable: options.executable, arguments: ["shard", "exec", jobFile.path],
+                                       logFile: shard.directory.appendingPathComponent("log.txt"))
         shard.process = process
-        logger.info("started \(key) (\(lease.kind)) as pid \(process.processIdentifier)")
+        logger.info("started \(key) (\(lease.kind)) as pid \(process.pid)")
     }
 
-    private var exitedBeforeOutputClosed: [LeaseKey: (signalled: Bool, status: Int32)] = [:]
-    private var outputClosedBeforeExit: Set<LeaseKey> = []
-
-    private func drainChildEvents() throws {
-        for event in events.drain() {
-            switch event {
-            case .output(let key, let line):
-                guard let shard = running[key] else { continue }
-                shard.log?.write(Data((line + "\n").utf8))
+    /// Reads what each child wrote since the last look, and finishes the ones that exited.
+    private func watchChildren() {
+        for (key, shard) in running {
+            guard let process = shard.process else { continue }
+            let exit = process.poll()
+            for line in process.newLines(final: exit != nil) {
                 shard.tail.append(line)
                 handleLine(line, shard: shard, key: key)
-            // A child is finished once it has exited and its output is read to the end.
-            case .exited(let key, let signalled, let status):
-                if outputClosedBeforeExit.remove(key) != nil {
-                    finish(key, signalled: signalled, status: status)
-                } else {
-                    exitedBeforeOutputClosed[key] = (signalled, status)
-                }
-            case .outputClosed(let key):
-                if let exit = exitedBeforeOutputClosed.removeValue(forKey: key) {
-                    finish(key, signalled: exit.signalled, status: exit.status)
-                } else {
-                    outputClosedBeforeExit.insert(key)
-                }
+            }
+            switch exit {
+            case .exited(let status)?: finish(key, signalled: false, status: status)
+            case .signalled(let signal)?: finish(key, signalled: true, status: signal)
+            case nil: break
             }
         }
     }
@@ -307,7 +316,7 @@ public final class Worker {
         } else if fields.first == "@checkpoint", fields.count >= 3, let step = Int(fields[1]) {
             let path = line.split(separator: " ", maxSplits: 2).map(String.init)[2]
             do {
-                let hash = try storeInCache(URL(fileURLWithPath: path), move: true)
+                let hash = try storeInCache(URL(fileURLWithPath: path))
                 report(key, .checkpoint(CheckpointReport(lease: key, hash: hash, step: step)), uploads: [hash: "checkpoint"])
             } catch {
                 logger.warning("\(key): could not keep checkpoint \(path): \(error)")
@@ -327,7 +336,6 @@ public final class Worker {
 
     private func finish(_ key: LeaseKey, signalled: Bool, status: Int32) {
         guard let shard = running.removeValue(forKey: key) else { return }
-        try? shard.log?.close()
         if let progress = shard.pendingProgress { send(.progress(progress)) }
         if shard.cancelled {
             try? FileManager.default.removeItem(at: shard.directory)
@@ -347,7 +355,7 @@ public final class Worker {
             var outputs: [String: String] = [:]
             var uploads: [String: String] = [:]
             for (name, path) in result.outputs {
-                let hash = try storeInCache(URL(fileURLWithPath: path), move: true)
+                let hash = try storeInCache(URL(fileURLWithPath: path))
                 outputs[name] = hash
                 uploads[hash] = name
             }
@@ -364,7 +372,7 @@ public final class Worker {
         waiting[key] = nil
         if let shard = running[key] {
             shard.cancelled = true
-            if let process = shard.process { kill(process.processIdentifier, SIGKILL) }
+            shard.process?.kill()
             logger.info("cancelled \(key): the coordinator gave it to another worker")
         }
     }
@@ -383,16 +391,23 @@ public final class Worker {
 
     // MARK: artifacts
 
-    /// Moves (or copies) a file into the cache under its hash.
-    private func storeInCache(_ file: URL, move: Bool) throws -> String {
+    /// Moves a file into the cache under its hash. Workers of one machine may
+    /// share the cache, so files arrive there by an atomic rename.
+    private func storeInCache(_ file: URL) throws -> String {
         let hash = try SHA256.hex(fileAt: file)
         let target = cachedURL(hash)
-        if FileManager.default.fileExists(atPath: target.path) {
-            if move { try? FileManager.default.removeItem(at: file) }
-        } else if move {
-            try FileManager.default.moveItem(at: file, to: target)
-        } else {
-            try FileManager.default.copyItem(at: file, to: target)
+        if rename(file.path, target.path) != 0 {
+            guard errno == EXDEV else {
+                throw SweepError("cannot move \(file.path) into the cache: \(String(cString: strerror(errno)))")
+            }
+            // Another file system: copy next to the cache, then rename.
+            let staging = options.cacheDirectory.appendingPathComponent("incoming/\(hash).\(getpid())")
+            try? FileManager.default.removeItem(at: staging)
+            try FileManager.default.copyItem(at: file, to: staging)
+            guard rename(staging.path, target.path) == 0 else {
+                throw SweepError("cannot move \(staging.path) into the cache: \(String(cString: strerror(errno)))")
+            }
+            try? FileManager.default.removeItem(at: file)
         }
         return hash
     }
@@ -415,7 +430,7 @@ public final class Worker {
     }
 
     private func startDownload(_ artifact: ArtifactRef) throws {
-        let path = options.cacheDirectory.appendingPathComponent("incoming/\(artifact.hash)")
+        let path = options.cacheDirectory.appendingPathComponent("incoming/\(artifact.hash).\(getpid())")
         _ = FileManager.default.createFile(atPath: path.path, contents: nil)
         downloads[artifact.hash] = Download(size: artifact.size, received: 0,
                                             handle: try FileHandle(forWritingTo: path), path: path)
@@ -434,6 +449,7 @@ public final class Worker {
         guard var download = downloads[header.hash], header.offset == download.received else { return }
         try download.handle.write(contentsOf: data)
         download.received += data.count
+        download.lastChunk = Date().timeIntervalSince1970
         downloads[header.hash] = download
         if download.received >= download.size {
             try completeDownload(header.hash)
@@ -448,9 +464,17 @@ public final class Worker {
         let actual = try SHA256.hex(fileAt: download.path)
         guard actual == hash else {
             try? FileManager.default.removeItem(at: download.path)
-            throw SweepError("downloaded artifact \(hash) has hash \(actual)")
+            for (key, shard) in waiting where shard.lease.inputs.values.contains(where: { $0.hash == hash })
+                || shard.lease.resume?.hash == hash {
+                waiting[key] = nil
+                report(key, .failure(FailureReport(lease: key, error: "artifact \(hash) arrived corrupt (hash \(actual))",
+                                                   logTail: nil)), uploads: [:])
+            }
+            return
         }
-        try? FileManager.default.moveItem(at: download.path, to: cachedURL(hash))
+        guard rename(download.path.path, cachedURL(hash).path) == 0 else {
+            throw SweepError("cannot move \(download.path.path) into the cache: \(String(cString: strerror(errno)))")
+        }
         try startReadyShards()
     }
 }
@@ -477,50 +501,4 @@ struct LogTail {
 
     var text: String { lines.joined(separator: "\n") }
     var lastLine: String? { lines.last }
-}
-
-/// Splits a child's output into lines; fed from one reading thread at a time.
-final class LineBuffer {
-    private var pending = Data()
-
-    func feed(_ data: Data) -> [String] {
-        pending.append(data)
-        var lines: [String] = []
-        while let newline = pending.firstIndex(of: 10) {
-            lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-            pending.removeSubrange(pending.startIndex...newline)
-        }
-        return lines
-    }
-
-    func flush() -> String? {
-        defer { pending.removeAll() }
-        return pending.isEmpty ? nil : String(decoding: pending, as: UTF8.self)
-    }
-}
-
-/// Child-process events from Foundation's threads, drained by the worker loop.
-final class EventQueue {
-    enum Event {
-        case output(LeaseKey, String)
-        case outputClosed(LeaseKey)
-        case exited(LeaseKey, Bool, Int32)
-    }
-
-    private let lock = NSLock()
-    private var events: [Event] = []
-
-    func push(_ event: Event) {
-        lock.lock()
-        events.append(event)
-        lock.unlock()
-    }
-
-    func drain() -> [Event] {
-        lock.lock()
-        defer { lock.unlock() }
-        let drained = events
-        events.removeAll()
-        return drained
-    }
 }

@@ -20,6 +20,7 @@ struct Circuitry: ParsableCommand {
             ShardCommand.self,
             Prune.self,
             Train.self,
+            KeygenCommand.self,
         ]
     )
 }

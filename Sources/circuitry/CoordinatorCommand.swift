@@ -11,8 +11,14 @@ struct CoordinatorCommand: ParsableCommand {
     @Argument(help: "The sweep file (YAML); omit with --resume.")
     var sweepFile: String?
 
-    @Option(help: "Endpoint to bind, e.g. tcp://0.0.0.0:5555.")
+    @Option(help: "Endpoint to bind, e.g. tcp://0.0.0.0:5555 (anything but loopback needs --key and --authorized-keys).")
     var bind: String = "tcp://0.0.0.0:5555"
+
+    @Option(help: "The coordinator's CURVE key pair file (from `circuitry keygen`).")
+    var key: String?
+
+    @Option(help: "Worker public keys to accept, one per line (re-read when it changes).")
+    var authorizedKeys: String?
 
     @Option(help: "Run directory (default: runs/NAME).")
     var runDir: String?
@@ -36,7 +42,17 @@ struct CoordinatorCommand: ParsableCommand {
             throw ValidationError("give either a sweep file or --resume RUN_DIR")
         }
         StopSignal.install()
-        let coordinator = try Coordinator(runDirectory: runDirectory, bind: bind)
+        let logger = Logger(label: "coordinator")
+        var security: CoordinatorSecurity?
+        switch (key, authorizedKeys) {
+        case (let keyFile?, let authorized?):
+            let keyURL = URL(fileURLWithPath: keyFile)
+            if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
+            security = try CoordinatorSecurity(keyFile: keyURL, authorizedKeysFile: URL(fileURLWithPath: authorized))
+        case (nil, nil): security = nil
+        default: throw ValidationError("--key and --authorized-keys go together")
+        }
+        let coordinator = try Coordinator(runDirectory: runDirectory, bind: bind, security: security, logger: logger)
         print("coordinator on \(coordinator.endpoint), run directory \(runDirectory.path)")
         fflush(stdout)
         var nextCheck = 0.0

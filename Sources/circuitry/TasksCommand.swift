@@ -5,7 +5,7 @@ import PythonCode
 struct Tasks: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The minimal-pair tasks circuits are pruned for.",
-        subcommands: [TasksList.self, TasksShow.self, TasksExport.self]
+        subcommands: [TasksList.self, TasksShow.self, TasksExport.self, TasksEval.self]
     )
 }
 
@@ -88,7 +88,7 @@ struct TasksExport: ParsableCommand {
         print("wrote \(selected.count) tasks (\(trainPairs) train, \(testPairs) test pairs each, width \(maxLength)) to \(out)")
     }
 
-    private func encode(_ pairs: TaskPairs) -> String {
+    private func encode(_ pairs: PythonCode.TaskPairs) -> String {
         let list = { (xs: [Int32]) in "[" + xs.map(String.init).joined(separator: ",") + "]" }
         let rows = (0..<pairs.promptCount).map { p in list(Array(pairs.prompts[(p * pairs.width)..<((p + 1) * pairs.width)])) }
         return "{\"width\": \(pairs.width), \"prompts\": [\(rows.joined(separator: ","))], \"lengths\": \(list(pairs.lengths)), \"candidates\": \(list(pairs.candidates))}"

@@ -11,6 +11,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://HOST:5555.")
     var connect: String
 
+    @Option(help: "This worker's CURVE key pair file (from `circuitry keygen`).")
+    var key: String?
+
+    @Option(help: "The coordinator's public key: its .pub file or the 40-character Z85 key.")
+    var serverKey: String?
+
     @Option(help: "Shards run at once (default: one per core).")
     var slots: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -26,6 +32,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Exit after this many seconds without work.")
     var idleExit: Double?
 
+    @Flag(help: .hidden)
+    var exitWithParent = false
+
     func run() throws {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -34,7 +43,20 @@ struct WorkerCommand: ParsableCommand {
                                     cacheDirectory: URL(fileURLWithPath: cache), workDirectory: URL(fileURLWithPath: work),
                                     executable: currentExecutable())
         options.idleExitSeconds = idleExit
+        options.exitWithParent = exitWithParent
         StopSignal.install()
+        options.security = try security(logger: Logger(label: "worker \(workerName)"))
         try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()
+    }
+
+    private func security(logger: Logger) throws -> WorkerSecurity? {
+        switch (key, serverKey) {
+        case (let keyFile?, let server?):
+            let keyURL = URL(fileURLWithPath: keyFile)
+            if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
+            return try WorkerSecurity(keyFile: keyURL, serverKey: server)
+        case (nil, nil): return nil
+        default: throw ValidationError("--key and --server-key go together")
+        }
     }
 }

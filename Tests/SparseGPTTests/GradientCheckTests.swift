@@ -82,7 +82,7 @@ final class GradientCheckTests: XCTestCase {
         }
         var out = [Float](repeating: 0, count: batch * length * d), probs = [Float](repeating: 0, count: batch * 2 * length * length)
         attentionForward(&out, probs: &probs, qkv: qkv, batch: batch, length: length, d: d, dHead: dHead, threads: 2)
-        var dqkv = [Float](repeating: 0, count: qkv.count), scratch = [Float](repeating: 0, count: 2 * length)
+        var dqkv = [Float](repeating: 0, count: qkv.count), scratch = [Float](repeating: 0, count: 2 * length * length)
         attentionBackward(dQKV: &dqkv, dOut: r, probs: probs, qkv: qkv, batch: batch, length: length, d: d, dHead: dHead,
                           threads: 2, scratch: &scratch)
         check(qkv, analytic: dqkv, h: 1e-2, "attention dqkv") { dot(forward($0), r) }
