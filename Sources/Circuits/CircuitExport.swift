@@ -86,14 +86,17 @@ public struct FrontierDocument: Codable, Equatable, Sendable {
         public let lambda: Float
         public let seconds: Double
         public let finalTrainLoss: Float
-        /// Nodes with τ > 0 at the end of training.
-        public let positiveTau: Int
+        /// The trained circuit: nodes with τ > 0 at the end of training, its test task loss and edges.
+        public let trainedNodes: Int
+        public let trainedLoss: Float
+        public let trainedEdges: Int
         /// Edge count per target reached by this λ (targets it missed are absent).
         public let edgesAtTarget: [String: Int]
 
         enum CodingKeys: String, CodingKey {
             case lambda, seconds
-            case finalTrainLoss = "final_train_loss", positiveTau = "positive_tau", edgesAtTarget = "edges_at_target"
+            case finalTrainLoss = "final_train_loss", trainedNodes = "trained_nodes", trainedLoss = "trained_loss"
+            case trainedEdges = "trained_edges", edgesAtTarget = "edges_at_target"
         }
     }
 
@@ -120,7 +123,7 @@ public struct FrontierDocument: Codable, Equatable, Sendable {
         }
         runs = frontier.runs.map { run in
             LambdaRun(lambda: run.lambda, seconds: run.seconds, finalTrainLoss: run.finalTrainLoss,
-                      positiveTau: run.tau.filter { $0 > 0 }.count,
+                      trainedNodes: run.trainedNodes, trainedLoss: run.trainedLoss, trainedEdges: run.trainedEdges,
                       edgesAtTarget: Dictionary(uniqueKeysWithValues: run.circuits.map { ("\($0.key)", $0.value.edgeCount) }))
         }
     }

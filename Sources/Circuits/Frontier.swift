@@ -68,6 +68,12 @@ public struct Frontier: Sendable {
         /// Task loss on the last training batch.
         public let finalTrainLoss: Float
         public let circuits: [Float: Circuit]
+        /// The nodes the hard mask kept at the end of training (τ > 0), their task loss on the
+        /// test pairs and their edges: the circuit the masks were trained as, which bisection
+        /// need not find since the loss is not monotone in k.
+        public let trainedNodes: Int
+        public let trainedLoss: Float
+        public let trainedEdges: Int
         public let seconds: Double
     }
 
@@ -117,7 +123,10 @@ public func pruneFrontier(models: [AblatableModel], weights: CircuitWeights, mea
             circuits[target] = try findCircuit(task: data.task, tau: tau, lambda: lambda, target: target, weights: weights,
                                                candidateTokens: candidates, lossAtK: lossAtK)
         }
+        let trainedNodes = tau.filter { $0 > 0 }.count
         return Frontier.Run(lambda: lambda, tau: tau, finalTrainLoss: lastLoss, circuits: circuits,
+                            trainedNodes: trainedNodes, trainedLoss: try lossAtK(trainedNodes),
+                            trainedEdges: countEdges(weights: weights, keep: keepTop(tau, trainedNodes), candidateTokens: candidates),
                             seconds: Date().timeIntervalSince(runStart))
     }
 

@@ -7,9 +7,12 @@ public struct TrainingBenchmark {
     public var training: TrainingConfig
     public var threads: Int
     public var warmup: Int
+    /// false runs every product as dense sgemm (to measure what skipping zeros gains).
+    public var sparseKernels: Bool
 
-    public init(model: ModelConfig, training: TrainingConfig, threads: Int = 2, warmup: Int = 5) {
+    public init(model: ModelConfig, training: TrainingConfig, threads: Int = 2, warmup: Int = 5, sparseKernels: Bool = true) {
         self.model = model; self.training = training; self.threads = threads; self.warmup = warmup
+        self.sparseKernels = sparseKernels
     }
 
     public struct Result {
@@ -26,6 +29,7 @@ public struct TrainingBenchmark {
             throw SparseGPTError.invalidConfig("steps \(training.steps) must exceed the \(warmup) warm-up steps")
         }
         let gpt = try GPT(config: model, seed: training.seed, threads: threads)
+        gpt.useSparseKernels = sparseKernels
         let trainer = try Trainer(model: gpt, config: training)
         let window = model.context + 1
         let tokens = randomTokens(count: training.steps * training.batch * window, vocab: model.vocab, seed: training.seed)
@@ -56,6 +60,7 @@ public struct TrainingBenchmark {
         var object = try JSONSerialization.jsonObject(with: Data(config.utf8)) as! [String: Any]
         object["threads"] = threads
         object["engine"] = "swift"
+        object["sparse_kernels"] = sparseKernels
         object["tokens_per_second"] = (r.tokensPerSecond * 10).rounded() / 10
         object["ms_per_step"] = (r.msPerStep * 1000).rounded() / 1000
         object["params"] = r.parameters

@@ -103,11 +103,14 @@ public final class GPT {
 
     /// Sets the thread count of the model's loops. OpenBLAS itself runs single-threaded (a process-wide
     /// setting): the model splits each product across its own threads, so no BLAS threads spin between products.
+    /// The activations are dropped (per-thread scratch is sized at the next forward): call it between steps.
     public func setThreads(_ n: Int) {
         threads = max(1, n)
         openblas_set_num_threads(1)
-        capacityRows = 0     // per-thread scratch is sized at the next forward
+        capacityRows = 0
         capacityProbs = 0
+        batch = 0
+        length = 0
     }
 
     /// The values of parameter `name` (a copy).

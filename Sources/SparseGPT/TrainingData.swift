@@ -18,6 +18,11 @@ public struct TokenWindows: Sendable {
         self.length = length
     }
 
+    /// Windows over uint16 token ids (the token-file format).
+    public init(tokens: [UInt16], length: Int, vocab: Int, name: String = "token stream") throws {
+        try self.init(tokens: tokens.map { Int32($0) }, length: length, vocab: vocab, name: name)
+    }
+
     /// The batch of optimizer step `step`: inputs and next-token targets, batch x length each.
     public func batch(step: Int, seed: UInt64, size: Int) -> (inputs: [Int32], targets: [Int32]) {
         var rng = RandomGenerator(seed: seed, stream: 0xBA7C_0000 &+ UInt64(step))

@@ -4,8 +4,11 @@ typealias Lanes = SIMD8<Float>
 
 @inline(__always)
 func expLanes(_ input: Lanes) -> Lanes {
-    let x = input.clamped(lowerBound: Lanes(repeating: -87.3), upperBound: Lanes(repeating: 88.3))
-    let n = (x * 1.442_695_04 + 0.5).rounded(.down)
+    let x = pointwiseMax(pointwiseMin(input, Lanes(repeating: 88.3)), Lanes(repeating: -87.3))
+    // n = round(x log2 e) by the 1.5 * 2^23 trick: integer lanes without a float-to-int conversion
+    let magic = Lanes(repeating: 12_582_912)
+    let shifted = x * 1.442_695_04 + magic
+    let n = shifted - magic
     let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
     var p = Lanes(repeating: 1.987_569_15e-4)
     p = p * r + 1.398_199_95e-3
@@ -14,8 +17,8 @@ func expLanes(_ input: Lanes) -> Lanes {
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_12e-1
     let y = p * (r * r) + r + 1
-    let scale = SIMD8<UInt32>(truncatingIfNeeded: SIMD8<Int32>(n) &+ 127) &<< 23
-    return y * unsafeBitCast(scale, to: Lanes.self)
+    let exponent = (unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+    return y * unsafeBitCast(exponent, to: Lanes.self)
 }
 
 @inline(__always) func loadLanes(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }

@@ -27,7 +27,6 @@ public final class Coordinator {
     /// Leases found in the store at start-up, held for their workers to reclaim until the deadline.
     private var orphanLeases: [LeaseKey: Double] = [:]
     private var nextHeartbeat = 0.0
-    private var rehelloSent: [Data: Double] = [:]
     private var nextLeaseAudit = 0.0
     private var stopRequested = false
     private var outgoing: [(Data, Message)] = []
@@ -84,6 +83,8 @@ public final class Coordinator {
     }
 
     public func stop() { stopRequested = true }
+
+    deinit { authenticator?.stop() }
 
     /// Serves until `shouldStop` says so (checked between batches) or `stop()` is called.
     public func run(while shouldContinue: () -> Bool = { true }) throws {
@@ -143,11 +144,8 @@ public final class Coordinator {
             case .put(let header, let data): try receiveChunk(header, data, tx: tx, now: now)
             default: break
             }
-            // Once a second at most: a reconnecting worker's queued messages all arrive at once.
-            if now - (rehelloSent[identity] ?? 0) >= 1 {
-                rehelloSent[identity] = now
-                reply(identity, .rehello)
-            }
+            // Every message is answered; the worker says hello again at most once a second.
+            reply(identity, .rehello)
             return
         }
         workers[identity]!.lastSeen = now
@@ -192,7 +190,6 @@ public final class Coordinator {
     }
 
     private func welcome(_ hello: Hello, identity: Data, tx: StoreTransaction, now: Double) throws {
-        rehelloSent[identity] = nil
         var state = WorkerState(name: hello.worker, lastSeen: now)
         // A repeated hello on the same connection keeps the leases sent since the first one.
         if let existing = workers[identity] { state.leases = existing.leases }
@@ -250,7 +247,6 @@ public final class Coordinator {
                     orphanLeases[key] = now + spec.timeouts.workerDeadSeconds
                 }
             }
-            rehelloSent = rehelloSent.filter { now - $0.value < 60 }
         }
         if spec.timeouts.shardSeconds > 0 {
             for (identity, worker) in workers {

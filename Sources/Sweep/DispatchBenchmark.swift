@@ -15,6 +15,8 @@ public enum DispatchBenchmark {
         public var coordinatorRSSMiBPending: Double
         public var coordinatorRSSMiBPeak: Double
         public var droppedFrames: Int
+        /// Whether the traffic went through CurveZMQ (encrypted, keys checked).
+        public var curve = false
 
         enum CodingKeys: String, CodingKey {
             case benchmark, shards, workers, seconds
@@ -23,10 +25,12 @@ public enum DispatchBenchmark {
             case coordinatorRSSMiBPending = "coordinator_rss_mib_pending"
             case coordinatorRSSMiBPeak = "coordinator_rss_mib_peak"
             case droppedFrames = "dropped_frames"
+            case curve
         }
     }
 
-    public static func run(shards: Int, workers: Int, slotsPerWorker: Int, executable: URL = currentExecutable(),
+    public static func run(shards: Int, workers: Int, slotsPerWorker: Int, curve: Bool = false,
+                           executable: URL = currentExecutable(),
                            progress: (String) -> Void = { _ in }) throws -> Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("circuitry-bench-dispatch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -42,7 +46,17 @@ public enum DispatchBenchmark {
         }
         var logger = Logger(label: "coordinator")
         logger.logLevel = .error
-        let coordinator = try Coordinator(runDirectory: directory, bind: "tcp://127.0.0.1:*", logger: logger)
+        // With CURVE, every worker shares one authorised key pair.
+        let keys = directory.appendingPathComponent("keys")
+        var security: CoordinatorSecurity?
+        var workerKeyArguments: [String] = []
+        if curve {
+            let server = try CurveKeyFile.generate(name: "coordinator", to: keys)
+            let worker = try CurveKeyFile.generate(name: "worker", to: keys)
+            security = try CoordinatorSecurity(keyFile: server.secret, authorizedKeysFile: worker.public)
+            workerKeyArguments = ["--key", worker.secret.path, "--server-key", server.public.path]
+        }
+        let coordinator = try Coordinator(runDirectory: directory, bind: "tcp://127.0.0.1:*", security: security, logger: logger)
         for _ in 0..<5 { try coordinator.step(timeout: 10) }
         let pendingRSS = residentMiB()
         progress("\(shards) pending shards; coordinator resident memory \(String(format: "%.1f", pendingRSS)) MiB")
@@ -58,7 +72,7 @@ public enum DispatchBenchmark {
             process.arguments = ["worker", "--connect", coordinator.endpoint, "--slots", "\(slotsPerWorker)",
                                  "--name", "bench-\(index)", "--idle-exit", "10", "--exit-with-parent",
                                  "--cache", directory.appendingPathComponent("cache").path,
-                                 "--work-dir", directory.appendingPathComponent("work-\(index)").path]
+                                 "--work-dir", directory.appendingPathComponent("work-\(index)").path] + workerKeyArguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -87,7 +101,7 @@ public enum DispatchBenchmark {
         let completed = coordinator.resultsRecorded - startCount
         return Result(shards: shards, workers: workers, slotsPerWorker: slotsPerWorker, seconds: seconds,
                       shardsPerSecond: Double(completed) / seconds, coordinatorRSSMiBPending: pendingRSS,
-                      coordinatorRSSMiBPeak: peakRSS, droppedFrames: coordinator.droppedFrames)
+                      coordinatorRSSMiBPeak: peakRSS, droppedFrames: coordinator.droppedFrames, curve: curve)
     }
 
     /// VmRSS of this process, from /proc.

@@ -54,7 +54,8 @@ public final class LocalSweep {
         let started = Date().timeIntervalSince1970
         let doneAtStart = try coordinator.store.read { try $0.counts().done }
         var nextDisplay = 0.0
-        var lastLine = ""
+        var lastCounts: StateCounts?
+        var nextLogLine = 0.0
         while !StopSignal.received {
             try coordinator.step(timeout: 100)
             let now = Date().timeIntervalSince1970
@@ -67,9 +68,11 @@ public final class LocalSweep {
                                  doneSinceStart: counts.done - doneAtStart)
             if options.interactive {
                 options.output("\u{1B}[H\u{1B}[2J" + display)
-            } else if display.split(separator: "\n").first.map(String.init) != lastLine {
-                lastLine = display.split(separator: "\n").first.map(String.init) ?? ""
-                options.output(lastLine)
+            } else if counts != lastCounts || now >= nextLogLine {
+                // A log gets a line when a shard changes state, and every half minute otherwise.
+                lastCounts = counts
+                nextLogLine = now + 30
+                options.output(String(display.split(separator: "\n").first ?? ""))
             }
             if counts.finished { return counts }
         }

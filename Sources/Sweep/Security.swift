@@ -236,7 +236,8 @@ final class CurveAuthenticator {
         self.logger = logger
         keys = try AuthorizedKeys(contentsOf: file)
         fileStamp = CurveAuthenticator.modificationDate(file)
-        handler = try ZAPHandler(context: context) { [unowned self] request in self.authorize(request) }
+        // Held strongly until stop(): the handler's thread may still be answering a request.
+        handler = try ZAPHandler(context: context) { request in self.authorize(request) }
     }
 
     var authorizedCount: Int { keys.entries.count }

@@ -104,6 +104,7 @@ public final class Store {
                     seq INTEGER PRIMARY KEY,
                     id TEXT NOT NULL UNIQUE,
                     kind TEXT NOT NULL,
+                    priority INTEGER NOT NULL DEFAULT 0,
                     params TEXT NOT NULL,
                     state TEXT NOT NULL,
                     waiting_on INTEGER NOT NULL,
@@ -115,7 +116,7 @@ public final class Store {
                     progress_step INTEGER, progress_total INTEGER, progress_loss REAL,
                     resume_hash TEXT, resume_size INTEGER, resume_step INTEGER,
                     updated_at REAL NOT NULL);
-                CREATE INDEX shards_ready ON shards(state, waiting_on, seq);
+                CREATE INDEX shards_ready ON shards(state, waiting_on, priority, seq);
                 CREATE TABLE dependencies (
                     needs_seq INTEGER NOT NULL, shard_seq INTEGER NOT NULL,
                     PRIMARY KEY (needs_seq, shard_seq)) WITHOUT ROWID;
@@ -140,6 +141,16 @@ public final class Store {
                 """)
         }
         return migrator
+    }
+
+    /// Ready shards go out by kind, then in plan order: training is the long
+    /// path of the DAG, so every model starts training before circuits are pruned.
+    static func priority(ofKind kind: String) -> Int {
+        switch kind {
+        case ShardKindName.prepare: return 0
+        case ShardKindName.train: return 1
+        default: return 2
+        }
     }
 
     /// Runs `body` in one write transaction.
@@ -188,14 +199,15 @@ public struct StoreTransaction {
     public func insertShards(_ shards: [(id: String, kind: String, params: String, dependencies: [String])],
                              maxAttempts: Int, now: Double) throws {
         let insert = try db.makeStatement(sql: """
-            INSERT INTO shards (id, kind, params, state, waiting_on, max_attempts, updated_at)
-            VALUES (?, ?, ?, 'pending', ?, ?, ?)
+            INSERT INTO shards (id, kind, priority, params, state, waiting_on, max_attempts, updated_at)
+            VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)
             """)
         let link = try db.makeStatement(sql: """
             INSERT INTO dependencies (needs_seq, shard_seq) SELECT seq, ? FROM shards WHERE id = ?
             """)
         for shard in shards {
-            try insert.execute(arguments: [shard.id, shard.kind, shard.params, shard.dependencies.count, maxAttempts, now])
+            try insert.execute(arguments: [shard.id, shard.kind, Store.priority(ofKind: shard.kind), shard.params,
+                                           shard.dependencies.count, maxAttempts, now])
             let seq = db.lastInsertedRowID
             for dependency in shard.dependencies {
                 try link.execute(arguments: [seq, dependency])
@@ -208,12 +220,12 @@ public struct StoreTransaction {
 
     // MARK: leases
 
-    /// Leases up to `count` ready shards to `owner`, in plan order.
+    /// Leases up to `count` ready shards to `owner`, by kind priority and then plan order.
     public func lease(owner: String, count: Int, now: Double, expiry: Double) throws -> [Lease] {
         let rows = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT seq, id, kind, params, attempts, resume_hash, resume_size, resume_step FROM shards
             WHERE state = 'pending' AND waiting_on = 0 AND not_before <= ?
-            ORDER BY seq LIMIT ?
+            ORDER BY priority, seq LIMIT ?
             """), arguments: [now, count])
         var leases: [Lease] = []
         for row in rows {
@@ -414,11 +426,6 @@ public struct StoreTransaction {
             }
         }
         return counts
-    }
-
-    /// Whether some pending shard can never become ready by itself (it waits on nothing leased or pending).
-    public func earliestBackoff() throws -> Double? {
-        try Double.fetchOne(db.cachedStatement(sql: "SELECT min(not_before) FROM shards WHERE state = 'pending' AND waiting_on = 0"))
     }
 
     public func shards(states: [ShardState]? = nil, limit: Int? = nil) throws -> [ShardStatus] {

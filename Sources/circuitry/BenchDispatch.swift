@@ -16,12 +16,15 @@ struct BenchDispatch: ParsableCommand {
     @Option(help: "Slots per worker (leases in flight each).")
     var slots: Int = 16
 
+    @Flag(help: "Encrypt and authenticate the traffic with CurveZMQ, as across machines.")
+    var curve = false
+
     @Flag(help: "Print one JSON line.")
     var json = false
 
     func run() throws {
         guard shards >= 1, workers >= 1, slots >= 1 else { throw ValidationError("counts must be at least 1") }
-        let result = try DispatchBenchmark.run(shards: shards, workers: workers, slotsPerWorker: slots) { line in
+        let result = try DispatchBenchmark.run(shards: shards, workers: workers, slotsPerWorker: slots, curve: curve) { line in
             if !json { print(line) }
         }
         if json {

@@ -20,12 +20,13 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Steps in all (the first 5 are warm-up and not timed).") var steps = 50
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Seed.") var seed: UInt64 = 0
+    @Flag(help: "Run every product as dense sgemm (shows what skipping zero weights gains).") var denseProducts = false
 
     func run() throws {
         let bench = TrainingBenchmark(
             model: ModelConfig(vocab: vocab, context: context, dModel: dModel, nLayer: nLayer, afrac: afrac),
             training: TrainingConfig(density: density, embedDensity: embedDensity, steps: steps, batch: batch, seed: seed),
-            threads: threads)
+            threads: threads, sparseKernels: !denseProducts)
         let result = try bench.run()
         if json {
             print(try bench.jsonLine(result))

@@ -122,6 +122,10 @@ final class PruningTests: XCTestCase {
         XCTAssertEqual(frontier.runs[1].circuits[0.15]?.k, 2)
         XCTAssertEqual(frontier.runs[0].tau.filter { $0 > 0 }.count, layout.count, "without λ no node is pushed out")
         XCTAssertEqual(frontier.runs[1].tau.filter { $0 > 0 }.count, 2)
+        XCTAssertEqual(frontier.runs[1].trainedNodes, 2)
+        XCTAssertEqual(Double(frontier.runs[1].trainedLoss), log(1 + exp(-4.0)), accuracy: 1e-6)
+        XCTAssertEqual(frontier.runs[1].trainedEdges, 0)
+        XCTAssertEqual(frontier.runs[0].trainedNodes, layout.count)
 
         let document = CircuitDocument(point: frontier.point(at: 0.15)!, task: "toy", fullLoss: frontier.fullLoss,
                                        layout: layout, means: means, candidateTokens: [4, 5], model: "toy.safetensors")

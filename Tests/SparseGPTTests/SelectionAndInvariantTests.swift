@@ -102,3 +102,17 @@ final class SelectionAndInvariantTests: XCTestCase {
         XCTAssertThrowsError(try gpt.forward(tokens: [1, 2], batch: 1, length: 3))
     }
 }
+
+final class CausalityTests: XCTestCase {
+    /// A right-padded prompt gives the same logits at its own positions as the prompt alone.
+    func testRightPaddingDoesNotChangePromptLogits() throws {
+        let config = tinyConfig(afrac: 0.5, layers: 2)
+        let gpt = try GPT(config: config, seed: 4, threads: 2)
+        let prompt: [Int32] = [3, 9, 1, 7, 2]
+        try gpt.forward(tokens: prompt, batch: 1, length: prompt.count)
+        let alone = gpt.logits.array
+        try gpt.forward(tokens: prompt + [0, 0, 0] + [5, 5, 5, 5, 5, 5, 5, 5], batch: 2, length: 8)
+        let padded = Array(gpt.logits.array[0..<(prompt.count * config.vocab)])
+        assertClose(padded, alone, rtol: 1e-5, atol: 1e-6, "logits of the padded prompt")
+    }
+}

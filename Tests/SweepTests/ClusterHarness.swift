@@ -16,7 +16,8 @@ class ClusterTestCase: XCTestCase {
 
     override func tearDownWithError() throws {
         stopProcesses()
-        if testRun?.hasSucceeded ?? false { try? FileManager.default.removeItem(at: directory) }
+        // The run is not stopped yet, so hasSucceeded would be false: count the failures instead.
+        if testRun?.totalFailureCount == 0 { try? FileManager.default.removeItem(at: directory) }
     }
 
     func stopProcesses() {

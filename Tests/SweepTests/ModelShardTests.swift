@@ -21,6 +21,27 @@ final class ModelShardTests: XCTestCase {
                  resume: resume, resumeStep: resumeStep, outputDirectory: directory.appendingPathComponent(name).path)
     }
 
+    func testRegisteredKindsRunInTheShardRunner() throws {
+        ShardKinds.register("echo") { context in
+            context.progress(step: 1, total: 1, loss: 0.5)
+            let file = context.outputDirectory.appendingPathComponent("echo.txt")
+            try Data(context.job.shard.utf8).write(to: file)
+            return ShardOutput(outputs: ["echo": file], summary: ["attempt": Double(context.job.attempt)])
+        }
+        let job = ShardJob(shard: "echo/1", attempt: 3, kind: "echo", params: ShardParams().encoded(), inputs: [:],
+                           resume: nil, resumeStep: nil, outputDirectory: directory.appendingPathComponent("echo").path)
+        var lines: [String] = []
+        let output = try ShardRunner.run(job) { lines.append($0) }
+        XCTAssertEqual(lines, ["@progress 1 1 0.5"])
+        XCTAssertEqual(output.summary, ["attempt": 3])
+        XCTAssertEqual(try String(contentsOf: output.outputs["echo"]!, encoding: .utf8), "echo/1")
+        var unknown = job
+        unknown.kind = "nonesuch"
+        XCTAssertThrowsError(try ShardRunner.run(unknown) { _ in }) {
+            XCTAssertTrue("\($0)".contains("unknown shard kind 'nonesuch'"), "\($0)")
+        }
+    }
+
     func testPrepareThenTrainResumedFromACheckpointEndsWhereAnUninterruptedRunEnds() throws {
         let spec = try SweepSpec.parse("""
             grid: {density: [0.5], d_model: [32], task: [var_swap, bracket_brace]}

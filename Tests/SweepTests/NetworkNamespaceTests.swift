@@ -32,6 +32,16 @@ final class NetworkNamespaceTests: ClusterTestCase {
             throw XCTSkip("ip netns add is not permitted here: \(error)")
         }
         namespaces = [names[0]]
+        do {
+            try linkNamespaces(names)
+        } catch {
+            removeNamespaces()
+            throw error
+        }
+    }
+
+    /// A bridge in the coordinator's namespace, with a veth link to each worker namespace.
+    private func linkNamespaces(_ names: [String]) throws {
         for name in names.dropFirst() {
             try ip(["netns", "add", name])
             namespaces.append(name)
@@ -56,9 +66,13 @@ final class NetworkNamespaceTests: ClusterTestCase {
     override func tearDownWithError() throws {
         // Processes first: a namespace lives on while a process is inside it.
         stopProcesses()
+        removeNamespaces()
+        try super.tearDownWithError()
+    }
+
+    private func removeNamespaces() {
         for name in namespaces.reversed() { try? ip(["netns", "del", name]) }
         namespaces.removeAll()
-        try super.tearDownWithError()
     }
 
     /// Runs `ip ARGUMENTS`; throws with its error output when it fails.

@@ -290,6 +290,27 @@ final class ProcessTests: XCTestCase {
         XCTAssertEqual(after.counts.done, 3, "done shards stay done")
     }
 
+    func testAShardOverItsTimeLimitIsCancelledAndFails() throws {
+        let port = try freePort()
+        let sweep = try sweepFile(steps: 100, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]")
+        var text = try String(contentsOf: sweep, encoding: .utf8)
+        text = text.replacingOccurrences(of: "  worker_dead_seconds: 3", with: "  worker_dead_seconds: 3\n  shard_seconds: 1.5")
+            .replacingOccurrences(of: "max_attempts: 4", with: "max_attempts: 2")
+        try text.write(to: sweep, atomically: true, encoding: .utf8)
+        try coordinator(sweep, port: port)
+        try worker("w0", port: port)
+        waitUntil("the sweep finished", finished)
+        let shards = try XCTUnwrap(snapshot()).shards
+        XCTAssertEqual(shards.first { $0.id == "prepare" }?.state, .failed)
+        XCTAssertTrue(shards.first { $0.id == "prepare" }?.error?.contains("timed out after 1.5s") ?? false)
+        XCTAssertTrue(shards.dropFirst().allSatisfy { $0.state == .failed && ($0.error ?? "").contains("prepare, failed") })
+        // The worker killed the cancelled shard's process.
+        waitUntil("no shard process is left", timeout: 10) {
+            let work = directory.appendingPathComponent("work-w0")
+            return ((try? FileManager.default.contentsOfDirectory(atPath: work.path)) ?? []).isEmpty
+        }
+    }
+
     func testGarbageFramesAndAnotherProtocolVersionDoNoHarm() throws {
         let port = try freePort()
         let coordinator = try coordinator(try sweepFile(tasks: ["var_swap"], densities: "[1.0]"), port: port)

@@ -54,6 +54,20 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.read { try $0.resultCount() }, 2)
     }
 
+    func testEveryModelStartsTrainingBeforeCircuitsArePruned() throws {
+        let spec = try SweepSpec.parse("grid: {density: [1.0, 0.5], d_model: [64], task: [var_swap]}", file: "t.yaml")
+        let store = try Store(runDirectory: directory)
+        try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
+        let data = try artifact(store, "data")
+        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
+        _ = try store.write { try $0.recordResult(shard: "prepare", attempt: 1, outputs: ["data": data], summary: "{}", now: 1) }
+        let first = try store.write { try $0.lease(owner: "w", count: 1, now: 1, expiry: 5) }
+        XCTAssertEqual(first.map(\.shard), ["train/d1-w64-a0.25-s0"])
+        _ = try store.write { try $0.recordResult(shard: first[0].shard, attempt: 1, outputs: ["checkpoint": data], summary: "{}", now: 2) }
+        let next = try store.write { try $0.lease(owner: "w", count: 2, now: 2, expiry: 5) }
+        XCTAssertEqual(next.map(\.shard), ["train/d0.5-w64-a0.25-s0", "prune/d1-w64-a0.25-s0/var_swap"])
+    }
+
     func testFailuresBackOffThenFailTheShardAndItsDependents() throws {
         let (store, spec) = try makeStore(maxAttempts: 2)
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }

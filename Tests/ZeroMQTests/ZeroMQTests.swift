@@ -38,8 +38,32 @@ final class ZeroMQTests: XCTestCase {
         try router.send([request[0], Data("pong".utf8)])
         XCTAssertEqual(try poll([dealer], timeout: 5000), [true])
         XCTAssertEqual(try dealer.receive(), [Data("pong".utf8)])
+        try dealer.disconnect(endpoint)
+        try router.unbind(endpoint)
         router.close()
         dealer.close()
+    }
+
+    func testPublishSubscribeFiltersByPrefix() throws {
+        let context = try Context()
+        let publisher = try context.socket(.pub)
+        let subscriber = try context.socket(.sub)
+        try publisher.setLinger(0)
+        try subscriber.setLinger(0)
+        try publisher.bind("inproc://news")
+        try subscriber.connect("inproc://news")
+        try subscriber.setSubscribe(Array("sweep".utf8))
+        try subscriber.setReceiveTimeout(50)
+        // A subscription takes effect asynchronously: publish until it does.
+        var received: [[UInt8]]?
+        for _ in 0..<100 where received == nil {
+            try publisher.send([Array("other".utf8)])
+            try publisher.send([Array("sweep".utf8), [7]])
+            received = try subscriber.receiveBytes()
+        }
+        XCTAssertEqual(received, [Array("sweep".utf8), [7]])
+        publisher.close()
+        subscriber.close()
     }
 
     func testIPCEndpoint() throws {
@@ -81,6 +105,10 @@ final class ZeroMQTests: XCTestCase {
         try socket.setHeartbeat(interval: 1000, timeout: 5000, ttl: 5000)
         try socket.setRouterHandover(true)
         try socket.setSendHighWaterMark(10)
+        try socket.setReceiveHighWaterMark(10)
+        try socket.setImmediate(true)
+        try socket.setReconnectInterval(100, max: 2000)
+        XCTAssertEqual(zmqVersion().major, 4)
         XCTAssertThrowsError(try socket.bind("nonsense://x")) { error in
             XCTAssertTrue(String(describing: error).contains("bind nonsense://x"), "\(error)")
         }
