@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PythonCode
 import SparseGPT
 
 /// `circuitry train`: trains one weight-sparse model and writes its checkpoint.
@@ -8,10 +9,12 @@ struct Train: ParsableCommand {
         abstract: "Train one weight-sparse GPT (SPEC 2-3) from flags or a YAML run file and write a safetensors checkpoint.",
         discussion: """
         Settings come from --config (a flat YAML mapping with the reference's keys: d_model, n_layer, density, \
-        embed_density, lr, steps, ...), then from flags, which override the file. Training data is a flat \
-        little-endian uint16 token file (--tokens, held-out --val); without --tokens the run trains on a \
-        seeded random token stream. --resume continues a checkpoint's run (its configuration) to the end, \
-        bit for bit as an uninterrupted run.
+        embed_density, lr, steps, ...), then from flags, which override the file. Training data is a corpus \
+        (--corpus synthetic or a directory of .py files, through --tokenizer or a new tokenizer saved beside \
+        the checkpoint; the held-out loss is on its held-out part), or flat little-endian uint16 token files \
+        (--tokens, held-out --val); with neither, a seeded random token stream. --resume continues a \
+        checkpoint's run (its configuration; give the same data flags) to the end, bit for bit as an \
+        uninterrupted run.
         """)
 
     @Option(help: "YAML run file (flat mapping of settings).") var config: String?
@@ -20,6 +23,11 @@ struct Train: ParsableCommand {
     @Option(help: "Training tokens: flat little-endian uint16 file.") var tokens: String?
     @Option(help: "Held-out tokens, same format.") var val: String?
     @Option(help: "Held-out windows evaluated.") var valWindows = 256
+    @Option(help: "Train on a corpus instead of token files: \"synthetic\" or a directory of .py files.") var corpus: String?
+    @Option(help: "Corpus seed (synthetic programs; the file order of a directory).") var corpusSeed: UInt64 = 0
+    @Option(help: "Tokenizer JSON for --corpus (default: train one of the model's vocabulary and save it beside --out).") var tokenizer: String?
+    @Option(help: "Corpus tokens to train on, with --corpus.") var corpusTokens = 4_000_000
+    @Option(help: "Held-out corpus tokens, with --corpus.") var heldOutTokens = 200_000
     @Option(help: "Stop after this many steps in all (the schedule still spans --steps), to continue later with --resume.") var stopAfter: Int?
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Progress line every N steps when stderr is not a terminal.") var logEvery = 50
@@ -78,22 +86,55 @@ struct Train: ParsableCommand {
             trainer = try Trainer(model: GPT(config: run.model, seed: run.training.seed, threads: threads), config: run.training)
         }
         let model = trainer.model.config, training = trainer.config
-        let trainTokens = try tokens.map(readTokenFile) ?? randomTokens(count: 1 << 22, vocab: model.vocab, seed: training.seed)
-        let data = try TokenWindows(tokens: trainTokens, length: model.context, vocab: model.vocab, name: tokens ?? "random token stream")
+        let trainTokens: [Int32], trainName: String
         var heldOut: [Int32]?
-        if let val {
-            heldOut = try TokenWindows(tokens: readTokenFile(val), length: model.context, vocab: model.vocab, name: val)
-                .evenlySpacedWindows(count: valWindows)
-        } else if tokens == nil {
-            heldOut = try TokenWindows(tokens: randomTokens(count: 1 << 16, vocab: model.vocab, seed: training.seed &+ 1),
-                                       length: model.context, vocab: model.vocab).evenlySpacedWindows(count: valWindows)
+        if let corpus {
+            guard tokens == nil, val == nil else { throw ValidationError("--corpus replaces --tokens and --val; give one or the other") }
+            let material = try corpusMaterial(corpus, vocab: model.vocab)
+            trainTokens = material.train.map(Int32.init)
+            trainName = "corpus \(corpus)"
+            heldOut = try TokenWindows(tokens: material.heldOut.map(Int32.init), length: model.context, vocab: model.vocab,
+                                       name: "held-out corpus \(corpus)").evenlySpacedWindows(count: valWindows)
+        } else {
+            trainTokens = try tokens.map(readTokenFile) ?? randomTokens(count: 1 << 22, vocab: model.vocab, seed: training.seed)
+            trainName = tokens ?? "random token stream"
+            if let val {
+                heldOut = try TokenWindows(tokens: readTokenFile(val), length: model.context, vocab: model.vocab, name: val)
+                    .evenlySpacedWindows(count: valWindows)
+            } else if tokens == nil {
+                heldOut = try TokenWindows(tokens: randomTokens(count: 1 << 16, vocab: model.vocab, seed: training.seed &+ 1),
+                                           length: model.context, vocab: model.vocab).evenlySpacedWindows(count: valWindows)
+            }
         }
+        let data = try TokenWindows(tokens: trainTokens, length: model.context, vocab: model.vocab, name: trainName)
         let run = try TrainingRun(trainer: trainer, data: data, heldOut: heldOut)
         let line = ProgressLine(interactive: isatty(STDERR_FILENO) != 0)
         try run.run(until: stopAfter, reportEvery: line.interactive ? 1 : max(1, logEvery), evaluateEvery: evalEvery) { line.show($0) }
         line.finish()
         try Checkpoint(trainer: trainer).save(to: out)
         FileHandle.standardError.write(Data("wrote \(out) at step \(trainer.step) of \(training.steps)\n".utf8))
+    }
+}
+
+extension Train {
+    /// Train and held-out token streams of a corpus, through the given tokenizer or a new one of the
+    /// model's vocabulary (saved beside the checkpoint, since the pruning tasks need the same one).
+    func corpusMaterial(_ corpus: String, vocab: Int) throws -> TrainingTokens {
+        let source = CorpusSource(argument: corpus, seed: corpusSeed)
+        let tok: BPETokenizer
+        if let tokenizer {
+            tok = try BPETokenizer.load(from: tokenizer)
+        } else {
+            let path = (out as NSString).deletingPathExtension + ".tokenizer.json"
+            FileHandle.standardError.write(Data("training a \(vocab)-token tokenizer on \(source)\n".utf8))
+            tok = try BPETokenizer.train(on: try source.trainingText(bytes: 4_000_000), vocabularySize: vocab)
+            try tok.save(to: path)
+            FileHandle.standardError.write(Data("wrote \(path)\n".utf8))
+        }
+        guard tok.vocabularySize <= vocab else {
+            throw ValidationError("the tokenizer has \(tok.vocabularySize) tokens but the model's vocabulary is \(vocab): pass --vocab \(tok.vocabularySize)")
+        }
+        return try source.tokens(tokenizer: tok, trainTokens: corpusTokens, heldOutTokens: heldOutTokens)
     }
 }
 
