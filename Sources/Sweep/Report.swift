@@ -43,33 +43,6 @@ public enum StatusReport {
         }
         return lines.joined(separator: "\n")
     }
-
-    /// SPEC section 5 in brief: per model, pretraining loss and the geometric
-    /// mean over tasks of circuit edges at the headline target.
-    public static func frontierSummary(runDirectory: URL) throws -> String {
-        let store = try Store(runDirectory: runDirectory, readOnly: true)
-        let (spec, shards) = try store.read { tx in (try tx.sweepSpec(), try tx.shards()) }
-        func summary(_ shard: ShardStatus) -> [String: Double] {
-            guard let text = shard.summary, let data = text.data(using: .utf8),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
-            return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
-        }
-        var lines = ["frontier" + (spec.simulate != nil ? " (simulated shards: numbers are stand-ins)" : "") + ":",
-                     "  d_model  density  afrac  seed  pretrain_loss  geomean_edges  tasks_reached"]
-        for point in spec.modelPoints.sorted(by: { ($0.dModel, -$0.density) < ($1.dModel, -$1.density) }) {
-            let train = shards.first { $0.id == "train/\(point.name)" }
-            let loss = train.flatMap { summary($0)["pretrain_loss"] }
-            let edges = shards.filter { $0.id.hasPrefix("prune/\(point.name)/") && $0.state == .done }
-                .compactMap { summary($0)["edges"] }.filter { $0 > 0 }
-            let geomean = edges.isEmpty ? nil : exp(edges.map(log).reduce(0, +) / Double(edges.count))
-            lines.append("  " + pad("\(point.dModel)", 7) + "  " + pad(String(format: "%g", point.density), 7)
-                         + "  " + pad(String(format: "%g", point.afrac), 5) + "  " + pad("\(point.seed)", 4)
-                         + "  " + pad(loss.map { String(format: "%.4f", $0) } ?? "-", 13)
-                         + "  " + pad(geomean.map { String(format: "%.1f", $0) } ?? "-", 13)
-                         + "  \(edges.count)/\(spec.grid.task.count)")
-        }
-        return lines.joined(separator: "\n")
-    }
 }
 
 func pad(_ text: String, _ width: Int) -> String {

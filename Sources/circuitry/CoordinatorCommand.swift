@@ -63,6 +63,6 @@ struct CoordinatorCommand: ParsableCommand {
             nextCheck = now + 1
             return !((try? coordinator.store.read { try $0.counts().finished }) ?? false)
         }
-        print(try StatusReport.frontierSummary(runDirectory: runDirectory))
+        print(try RunReport.write(runDirectory: runDirectory), terminator: "")
     }
 }

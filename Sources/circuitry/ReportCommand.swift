@@ -16,7 +16,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let runDirectory = URL(fileURLWithPath: runDir)
         let data = try ReportData.load(runDirectory: runDirectory)
-        let outDirectory = out.map { URL(fileURLWithPath: $0) } ?? runDirectory.appendingPathComponent("report")
+        let outDirectory = out.map { URL(fileURLWithPath: $0) } ?? RunReport.directory(of: runDirectory)
         try ReportWriter(data: data).write(to: outDirectory)
         print(HeadlineText.render(data), terminator: "")
         print("Report: \(outDirectory.appendingPathComponent("index.html").path)")

@@ -30,7 +30,7 @@ func runLocalSweep(runDirectory: URL, workers: Int) throws {
     StopSignal.install()
     let counts = try LocalSweep(options: .init(runDirectory: runDirectory, workers: workers)).run()
     print(StatusReport.table(try StatusReport.snapshot(runDirectory: runDirectory)))
-    print(try StatusReport.frontierSummary(runDirectory: runDirectory))
+    print(try RunReport.write(runDirectory: runDirectory), terminator: "")
     print("run directory: \(runDirectory.path)")
     if counts.failed > 0 {
         print("\(counts.failed) shards failed; see `circuitry status \(runDirectory.path)`, then `circuitry retry \(runDirectory.path) --failed`")

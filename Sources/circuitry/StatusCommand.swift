@@ -14,7 +14,13 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let snapshot = try StatusReport.snapshot(runDirectory: URL(fileURLWithPath: runDirectory))
-        print(json ? StatusReport.json(snapshot) : StatusReport.table(snapshot))
+        let directory = URL(fileURLWithPath: runDirectory)
+        let snapshot = try StatusReport.snapshot(runDirectory: directory)
+        if json {
+            print(StatusReport.json(snapshot))
+        } else {
+            print(StatusReport.table(snapshot))
+            print(try RunReport.summary(runDirectory: directory), terminator: "")
+        }
     }
 }

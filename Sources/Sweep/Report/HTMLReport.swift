@@ -37,14 +37,14 @@ struct HTMLReport {
         guard let ratio = headline.ratio else {
             return s + "<p>Needs at least one dense (density 1) and one sparse model whose circuits reached task loss \(ReportFormat.number(data.headlineTarget)).</p></section>\n"
         }
-        s += String(format: "<p class=\"headline\">Dense circuits have <strong>%.1f×</strong> the edges of sparse circuits at matched pretraining loss</p>\n", ratio)
+        s += "<p class=\"headline\">Dense circuits have <strong>\(ReportFormat.ratio(ratio))</strong> the edges of sparse circuits at matched pretraining loss</p>\n"
         s += headline.interpolated
             ? "<p>Each Pareto-optimal sparse model is compared with the dense frontier interpolated at its own pretraining loss (log edges, linear in loss); the ratio is the geometric mean over the interpolated rows. The paper reports about 16×.</p>\n"
             : "<p>The sparse losses fall outside the dense frontier, so each is compared with the nearest dense model: widen the sweep's dense models to bracket them. The paper reports about 16×.</p>\n"
         s += "<div class=\"scroll\"><table><tr><th>sparse model</th><th>pretrain loss</th><th>sparse edges</th><th>dense edges</th><th>ratio</th><th>matched by</th></tr>\n"
         for r in headline.rows {
             s += "<tr><td>\(escape(r.sparse.model.label))</td><td>\(ReportFormat.loss(r.pretrainLoss))</td><td>\(ReportFormat.edges(r.sparseEdges))</td><td>\(ReportFormat.edges(r.denseEdges))</td>"
-            s += String(format: "<td>%.1f×</td>", r.ratio) + "<td>\(r.match.rawValue)</td></tr>\n"
+            s += "<td>\(ReportFormat.ratio(r.ratio))</td><td>\(r.match.rawValue)</td></tr>\n"
         }
         return s + "</table></div></section>\n"
     }

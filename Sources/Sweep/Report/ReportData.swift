@@ -114,6 +114,11 @@ enum ReportFormat {
         return s
     }
 
+    /// 16×, 2.5×, 0.031×: the ratio stays readable when sparse circuits come out larger.
+    static func ratio(_ x: Double) -> String {
+        x >= 10 ? String(format: "%.0f×", x) : x >= 1 ? String(format: "%.1f×", x) : String(format: "%.2g×", x)
+    }
+
     static func loss(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "" }
 
     static func edges(_ x: Double?) -> String {

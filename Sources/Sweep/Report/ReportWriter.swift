@@ -136,7 +136,7 @@ public enum HeadlineText {
         rows.insert(header, at: 0)
         out += table(rows)
         if let ratio = headline.ratio {
-            out += String(format: "Dense/sparse circuit edges at matched pretraining loss: %.1fx", ratio)
+            out += "Dense/sparse circuit edges at matched pretraining loss: " + ReportFormat.ratio(ratio)
             out += headline.interpolated ? " (interpolated along the dense frontier)\n"
                                          : " (nearest dense model: the losses do not overlap)\n"
         } else {
@@ -151,5 +151,29 @@ public enum HeadlineText {
             "  " + zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
                 .trimmingCharacters(in: .whitespaces)
         }.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The report of a run as `run`, `coordinator` and `status` show it: the headline table and where
+/// the report files are.
+public enum RunReport {
+    public static func directory(of runDirectory: URL) -> URL { runDirectory.appendingPathComponent("report") }
+
+    /// Writes the report into RUN_DIR/report and returns the headline table and its location.
+    public static func write(runDirectory: URL) throws -> String {
+        let data = try ReportData.load(runDirectory: runDirectory)
+        let out = directory(of: runDirectory)
+        try ReportWriter(data: data).write(to: out)
+        return HeadlineText.render(data) + "report: \(out.appendingPathComponent("index.html").path)\n"
+    }
+
+    /// The headline table from the store, and where the report was last written (nothing is written).
+    public static func summary(runDirectory: URL) throws -> String {
+        let data = try ReportData.load(runDirectory: runDirectory)
+        let page = directory(of: runDirectory).appendingPathComponent("index.html")
+        let location = FileManager.default.fileExists(atPath: page.path)
+            ? "report: \(page.path) (refresh with `circuitry report \(runDirectory.path)`)"
+            : "no report yet: `circuitry report \(runDirectory.path)` writes one"
+        return HeadlineText.render(data) + location + "\n"
     }
 }
