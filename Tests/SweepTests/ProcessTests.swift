@@ -20,7 +20,8 @@ final class ProcessTests: XCTestCase {
         }
         for process in processes { process.waitUntilExit() }
         processes.removeAll()
-        if testRun?.hasSucceeded ?? false { try? FileManager.default.removeItem(at: directory) }
+        // The run is not stopped yet, so hasSucceeded would be false: count the failures instead.
+        if testRun?.totalFailureCount == 0 { try? FileManager.default.removeItem(at: directory) }
     }
 
     // MARK: harness
