@@ -106,6 +106,16 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("Pareto-optimal"))
     }
 
+    func testATaskNoModelReachedSaysSo() {
+        var data = sampleData()
+        data.circuits = data.circuits.map { c in
+            var c = c
+            if c.task == "single_double_quote" { c.reachable = false; c.edges = nil }
+            return c
+        }
+        XCTAssertTrue(HTMLReport(data: data).render().contains("no model reached any target loss"))
+    }
+
     func testEmptyRunRendersWithoutData() {
         let data = ReportData(sweepName: "empty", models: [], circuits: [], shards: [])
         let html = HTMLReport(data: data).render()

@@ -75,8 +75,9 @@ struct HTMLReport {
                 }
                 return pts.isEmpty ? nil : SVGPlot.Series(name: model.label, points: pts, connect: true, colorIndex: index)
             }
-            let plot = SVGPlot(title: task, xLabel: "target task loss (nats)", yLabel: "circuit edges (log scale)",
+            var plot = SVGPlot(title: task, xLabel: "target task loss (nats)", yLabel: "circuit edges (log scale)",
                                logY: true, series: series, width: 480, plotHeight: 320)
+            if series.isEmpty { plot.emptyMessage = "no model reached any target loss" }
             s += "<figure>\(plot.render())</figure>\n"
         }
         return s + "</div></section>\n"

@@ -24,6 +24,8 @@ struct SVGPlot {
     var logY: Bool
     var series: [Series]
     var markedLegend: String? = nil
+    /// Shown instead of the axes when there is nothing to draw.
+    var emptyMessage = "no data yet"
 
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
@@ -49,7 +51,7 @@ struct SVGPlot {
         var svg = ##"<svg class="plot" viewBox="0 0 \##(Int(width)) \##(Int(height))" role="img" aria-label="\##(escape(title))" xmlns="http://www.w3.org/2000/svg">"##
         svg += ##"<text x="\##(width / 2)" y="20" text-anchor="middle" class="title">\##(escape(title))</text>"##
         guard !all.isEmpty else {
-            svg += ##"<text x="\##(width / 2)" y="\##(height / 2)" text-anchor="middle" class="empty">no data yet</text></svg>"##
+            svg += ##"<text x="\##(width / 2)" y="\##(height / 2)" text-anchor="middle" class="empty">\##(escape(emptyMessage))</text></svg>"##
             return svg
         }
         let xs = all.map(\.x), ys = all.map { logY ? log10($0.y) : $0.y }
