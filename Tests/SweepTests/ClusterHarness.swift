@@ -7,7 +7,8 @@ import ZeroMQ
 /// optionally inside a network namespace, with their logs in the test's directory.
 class ClusterTestCase: XCTestCase {
     var directory: URL!
-    private var processes: [Process] = []
+    /// Every process a test started; all are killed in tearDown.
+    var processes: [Process] = []
 
     override func setUpWithError() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sweep-cluster-\(UUID().uuidString)")
@@ -90,12 +91,13 @@ class ClusterTestCase: XCTestCase {
 
     /// A sweep of simulated shards: one data shard, one train shard, one prune shard per task.
     func sweepFile(steps: Int = 10, stepSeconds: Double = 0.05, tasks: [String] = ["var_swap"],
-                   workerDeadSeconds: Double = 1.5) throws -> URL {
+                   densities: String = "[1.0]", heartbeatSeconds: Double = 0.3, workerDeadSeconds: Double = 1.5,
+                   simulateExtra: String = "") throws -> URL {
         let url = directory.appendingPathComponent("sweep.yaml")
         try """
             name: test
             grid:
-              density: [1.0]
+              density: \(densities)
               d_model: [64]
               task: [\(tasks.joined(separator: ", "))]
             train:
@@ -105,11 +107,12 @@ class ClusterTestCase: XCTestCase {
               backoff_seconds: 0.2
               backoff_max_seconds: 1
             timeouts:
-              heartbeat_seconds: 0.3
+              heartbeat_seconds: \(heartbeatSeconds)
               worker_dead_seconds: \(workerDeadSeconds)
             simulate:
               steps: \(steps)
               step_seconds: \(stepSeconds)
+            \(simulateExtra)
             """.write(to: url, atomically: true, encoding: .utf8)
         return url
     }

@@ -4,56 +4,7 @@ import XCTest
 import ZeroMQ
 
 /// Coordinator and workers as real processes of the built `circuitry` binary on loopback.
-final class ProcessTests: XCTestCase {
-    private var directory: URL!
-    private var processes: [Process] = []
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sweep-process-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        for process in processes where process.isRunning {
-            kill(process.processIdentifier, SIGCONT)
-            kill(process.processIdentifier, SIGKILL)
-        }
-        for process in processes { process.waitUntilExit() }
-        processes.removeAll()
-        // The run is not stopped yet, so hasSucceeded would be false: count the failures instead.
-        if testRun?.totalFailureCount == 0 { try? FileManager.default.removeItem(at: directory) }
-    }
-
-    // MARK: harness
-
-    private var binary: URL {
-        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [besideTests, besideTests.deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent("circuitry")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/debug/circuitry")
-    }
-
-    private var runDirectory: URL { directory.appendingPathComponent("run") }
-
-    @discardableResult
-    private func spawn(_ name: String, _ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let log = directory.appendingPathComponent("\(name).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        processes.append(process)
-        return process
-    }
-
+final class ProcessTests: ClusterTestCase {
     private func coordinator(_ sweep: URL?, port: Int, resume: Bool = false) throws -> Process {
         let endpoint = "tcp://127.0.0.1:\(port)"
         if resume {
@@ -64,61 +15,15 @@ final class ProcessTests: XCTestCase {
 
     @discardableResult
     private func worker(_ name: String, port: Int, slots: Int = 1) throws -> Process {
-        try spawn(name, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--slots", "\(slots)", "--name", name,
-                         "--cache", directory.appendingPathComponent("cache-\(name)").path,
-                         "--work-dir", directory.appendingPathComponent("work-\(name)").path])
+        try spawn(name, workerArguments(name, connect: "tcp://127.0.0.1:\(port)", slots: slots))
     }
 
-    private func freePort() throws -> Int {
-        let context = try Context()
-        let socket = try context.socket(.router)
-        try socket.setLinger(0)
-        try socket.bind("tcp://127.0.0.1:*")
-        let endpoint = try socket.lastEndpoint
-        socket.close()
-        return Int(endpoint.split(separator: ":").last!)!
+    /// The loopback tests' sweep: two densities and two tasks unless told otherwise.
+    private func loopbackSweep(steps: Int = 10, stepSeconds: Double = 0.05, tasks: [String] = ["var_swap", "if_equals"],
+                               densities: String = "[1.0, 0.25]", extra: String = "") throws -> URL {
+        try sweepFile(steps: steps, stepSeconds: stepSeconds, tasks: tasks, densities: densities,
+                      heartbeatSeconds: 0.5, workerDeadSeconds: 3, simulateExtra: extra)
     }
-
-    private func sweepFile(steps: Int = 10, stepSeconds: Double = 0.05, tasks: [String] = ["var_swap", "if_equals"],
-                           densities: String = "[1.0, 0.25]", extra: String = "") throws -> URL {
-        let url = directory.appendingPathComponent("sweep.yaml")
-        try """
-            name: test
-            grid:
-              density: \(densities)
-              d_model: [64]
-              task: [\(tasks.joined(separator: ", "))]
-            train:
-              checkpoint_every: 0.2
-            retries:
-              max_attempts: 4
-              backoff_seconds: 0.2
-              backoff_max_seconds: 1
-            timeouts:
-              heartbeat_seconds: 0.5
-              worker_dead_seconds: 3
-            simulate:
-              steps: \(steps)
-              step_seconds: \(stepSeconds)
-            \(extra)
-            """.write(to: url, atomically: true, encoding: .utf8)
-        return url
-    }
-
-    private func snapshot() -> StatusReport.Snapshot? { try? StatusReport.snapshot(runDirectory: runDirectory) }
-
-    private func waitUntil(_ what: String, timeout: Double = 60, _ condition: () -> Bool) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        XCTFail("timed out waiting until \(what); logs in \(directory.path)")
-    }
-
-    private func finished() -> Bool { snapshot()?.finished ?? false }
-
-    private func store() throws -> Store { try Store(runDirectory: runDirectory, readOnly: true) }
 
     private func doneEvents() throws -> [String: Int] {
         var counts: [String: Int] = [:]
@@ -132,7 +37,7 @@ final class ProcessTests: XCTestCase {
 
     func testSweepCompletesWithThreeWorkers() throws {
         let port = try freePort()
-        let coordinator = try coordinator(try sweepFile(), port: port)
+        let coordinator = try coordinator(try loopbackSweep(), port: port)
         for index in 0..<3 { try worker("w\(index)", port: port) }
         waitUntil("the sweep finished", finished)
         let snapshot = try XCTUnwrap(snapshot())
@@ -163,7 +68,7 @@ final class ProcessTests: XCTestCase {
 
     func testShardOfAKilledWorkerFinishesElsewhereFromItsCheckpoint() throws {
         let port = try freePort()
-        try coordinator(try sweepFile(steps: 30, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
+        try coordinator(try loopbackSweep(steps: 30, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
         let workers = ["w0": try worker("w0", port: port), "w1": try worker("w1", port: port)]
         let train = "train/d1-w64-a0.25-s0"
         var owner: String?
@@ -192,7 +97,7 @@ final class ProcessTests: XCTestCase {
 
     func testCoordinatorKilledMidSweepAndResumedLosesNothing() throws {
         let port = try freePort()
-        let sweep = try sweepFile(steps: 12, stepSeconds: 0.1, tasks: ["var_swap", "if_equals", "bracket_brace"])
+        let sweep = try loopbackSweep(steps: 12, stepSeconds: 0.1, tasks: ["var_swap", "if_equals", "bracket_brace"])
         let first = try coordinator(sweep, port: port)
         try worker("w0", port: port, slots: 2)
         try worker("w1", port: port, slots: 1)
@@ -227,7 +132,7 @@ final class ProcessTests: XCTestCase {
 
     func testStoppedWorkerLosesItsLease() throws {
         let port = try freePort()
-        try coordinator(try sweepFile(steps: 20, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
+        try coordinator(try loopbackSweep(steps: 20, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
         let workers = ["w0": try worker("w0", port: port), "w1": try worker("w1", port: port)]
         let train = "train/d1-w64-a0.25-s0"
         var owner: String?
@@ -271,7 +176,7 @@ final class ProcessTests: XCTestCase {
 
     func testRunKeepsAFailureWithItsLogThenRetryPutsItBack() throws {
         let failing = "prune/d1-w64-a0.25-s0/if_equals"
-        let sweep = try sweepFile(densities: "[1.0]", extra: "  always_fail: [\(failing)]")
+        let sweep = try loopbackSweep(densities: "[1.0]", extra: "  always_fail: [\(failing)]")
         let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--workers", "2"])
         XCTAssertEqual(run.status, 1, run.output)
         XCTAssertTrue(run.output.contains("1 shards failed"), run.output)
@@ -294,9 +199,9 @@ final class ProcessTests: XCTestCase {
 
     func testAShardOverItsTimeLimitIsCancelledAndFails() throws {
         let port = try freePort()
-        let sweep = try sweepFile(steps: 100, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]")
+        let sweep = try loopbackSweep(steps: 100, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]")
         var text = try String(contentsOf: sweep, encoding: .utf8)
-        text = text.replacingOccurrences(of: "  worker_dead_seconds: 3", with: "  worker_dead_seconds: 3\n  shard_seconds: 1.5")
+        text = text.replacingOccurrences(of: "  worker_dead_seconds: 3.0", with: "  worker_dead_seconds: 3.0\n  shard_seconds: 1.5")
             .replacingOccurrences(of: "max_attempts: 4", with: "max_attempts: 2")
         try text.write(to: sweep, atomically: true, encoding: .utf8)
         try coordinator(sweep, port: port)
@@ -315,7 +220,7 @@ final class ProcessTests: XCTestCase {
 
     func testGarbageFramesAndAnotherProtocolVersionDoNoHarm() throws {
         let port = try freePort()
-        let coordinator = try coordinator(try sweepFile(tasks: ["var_swap"], densities: "[1.0]"), port: port)
+        let coordinator = try coordinator(try loopbackSweep(tasks: ["var_swap"], densities: "[1.0]"), port: port)
         let context = try Context()
         let intruder = try context.socket(.dealer)
         try intruder.setLinger(0)
