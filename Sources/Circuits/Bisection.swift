@@ -4,7 +4,7 @@ public struct BisectionResult: Equatable, Sendable {
     public let k: Int
     /// The loss at that k.
     public let loss: Float
-    /// Every (k, loss) evaluated, in order; the first is k = N.
+    /// Every (k, loss) evaluated, in order; the first is where bisection started (k = N, or the trained mask).
     public let trace: [(k: Int, loss: Float)]
 
     public static func == (a: BisectionResult, b: BisectionResult) -> Bool {
@@ -16,8 +16,16 @@ public struct BisectionResult: Equatable, Sendable {
 /// is checked (otherwise there is no circuit and the result is nil); then
 /// `lo, hi = 0, n; while lo < hi { mid = (lo+hi)/2; loss(mid) ≤ target ? hi = mid : lo = mid+1 }`.
 /// The loss is not monotone in k, so this is the k bisection finds, not necessarily the least k.
+///
+/// With `trainedNodes` (the nodes the hard mask kept when mask training ended, τ > 0), bisection
+/// starts from that k when it already reaches the target: `hi = trainedNodes`, so the circuit is the
+/// trained mask or a top-k subset of it. Only when the trained mask misses the target does it fall
+/// back to the whole range. Why: past the trained mask, loss(k) is far from monotone (restoring a
+/// few nodes the masks learned to ablate together breaks the circuit), and bisecting from k = n
+/// then climbs to nearly every node.
 /// `loss` is called at most once per distinct k.
-public func bisectKeptNodes(count n: Int, target: Float, loss: (Int) throws -> Float) rethrows -> BisectionResult? {
+public func bisectKeptNodes(count n: Int, target: Float, trainedNodes: Int? = nil,
+                            loss: (Int) throws -> Float) rethrows -> BisectionResult? {
     var cache: [Int: Float] = [:]
     var trace: [(k: Int, loss: Float)] = []
     func evaluate(_ k: Int) throws -> Float {
@@ -27,8 +35,13 @@ public func bisectKeptNodes(count n: Int, target: Float, loss: (Int) throws -> F
         trace.append((k, value))
         return value
     }
-    guard try evaluate(n) <= target else { return nil }
-    var lo = 0, hi = n
+    var hi = n
+    if let trained = trainedNodes, trained < n, try evaluate(trained) <= target {
+        hi = trained
+    } else {
+        guard try evaluate(n) <= target else { return nil }
+    }
+    var lo = 0
     while lo < hi {
         let mid = (lo + hi) / 2
         if try evaluate(mid) <= target { hi = mid } else { lo = mid + 1 }

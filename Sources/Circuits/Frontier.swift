@@ -22,15 +22,27 @@ public struct Circuit: Sendable {
 }
 
 /// Finds the circuit of τ at `target`: bisection over the top-k nodes by τ, each k scored by the
-/// task loss on `testPairs`. Nil when even the full model misses the target.
+/// task loss on the test pairs, starting from the trained mask when `trainedNodes` is given (see
+/// `bisectKeptNodes`). Nil when even the full model misses the target.
 /// `lossAtK` may be a shared cache; see `Frontier` for how targets reuse evaluations.
 public func findCircuit(task: String, tau: [Float], lambda: Float, target: Float, weights: CircuitWeights,
-                        candidateTokens: [Int], lossAtK: (Int) throws -> Float) rethrows -> Circuit? {
-    guard let found = try bisectKeptNodes(count: tau.count, target: target, loss: lossAtK) else { return nil }
+                        candidateTokens: [Int], trainedNodes: Int? = nil, lossAtK: (Int) throws -> Float) rethrows -> Circuit? {
+    guard let found = try bisectKeptNodes(count: tau.count, target: target, trainedNodes: trainedNodes, loss: lossAtK) else {
+        return nil
+    }
     let keep = keepTop(tau, found.k)
     return Circuit(task: task, lambda: lambda, target: target, k: found.k, keep: keep, loss: found.loss,
                    edges: circuitEdges(weights: weights, keep: keep, candidateTokens: candidateTokens),
                    trace: found.trace)
+}
+
+/// Where bisection over k starts.
+public enum BisectionStart: String, Codable, CaseIterable, Sendable {
+    /// From the trained mask (τ > 0) when it reaches the target, else from every node: the circuit
+    /// is the mask the pruning objective found, trimmed by bisection.
+    case trainedMask = "trained_mask"
+    /// From every node, as reference/README "Conventions" (k = N first).
+    case allNodes = "all_nodes"
 }
 
 /// Settings of a frontier: several λ × several target losses (SPEC 4 defaults).
@@ -38,6 +50,7 @@ public struct FrontierSettings: Codable, Equatable, Sendable {
     public var lambdas: [Float] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
     public var targets: [Float] = [0.05, 0.1, 0.15, 0.2, 0.3]
     public var pruning = PruningSettings()
+    public var bisection = BisectionStart.trainedMask
 
     public init() {}
 
@@ -118,12 +131,14 @@ public func pruneFrontier(models: [AblatableModel], weights: CircuitWeights, mea
             losses[k] = value
             return value
         }
+        let trainedNodes = tau.filter { $0 > 0 }.count
         var circuits: [Float: Circuit] = [:]
         for target in settings.targets {
             circuits[target] = try findCircuit(task: data.task, tau: tau, lambda: lambda, target: target, weights: weights,
-                                               candidateTokens: candidates, lossAtK: lossAtK)
+                                               candidateTokens: candidates,
+                                               trainedNodes: settings.bisection == .trainedMask ? trainedNodes : nil,
+                                               lossAtK: lossAtK)
         }
-        let trainedNodes = tau.filter { $0 > 0 }.count
         return Frontier.Run(lambda: lambda, tau: tau, finalTrainLoss: lastLoss, circuits: circuits,
                             trainedNodes: trainedNodes, trainedLoss: try lossAtK(trainedNodes),
                             trainedEdges: countEdges(weights: weights, keep: keepTop(tau, trainedNodes), candidateTokens: candidates),

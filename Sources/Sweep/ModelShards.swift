@@ -128,6 +128,7 @@ enum ModelShards {
         request.settings.pruning.steps = section.steps
         request.settings.pruning.learningRate = Float(section.learningRate)
         request.settings.pruning.batchPairs = section.batchSize
+        request.settings.bisection = section.bisection ?? .trainedMask
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
         // One shard per core: the worker's slots are the parallelism.
         request.workers = 1

@@ -1,4 +1,5 @@
 import Foundation
+import Circuits
 import Yams
 
 /// The ten tasks of SPEC section 1.
@@ -66,6 +67,9 @@ public struct PruneSection: Codable, Equatable {
     public var lambdas: [Double] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
     public var targetLosses: [Double] = [0.05, 0.1, 0.15, 0.2, 0.3]
     public var headlineTarget: Double = 0.15
+    /// Where bisection over k starts; nil is the default, the trained mask (and keeps the plan of
+    /// sweeps that do not set it unchanged).
+    public var bisection: BisectionStart?
 }
 
 public struct RetrySection: Codable, Equatable {
@@ -166,6 +170,13 @@ public struct SweepSpec: Codable, Equatable {
             spec.prune.lambdas = try prune.doubles("lambdas", above: 0) ?? spec.prune.lambdas
             spec.prune.targetLosses = try prune.doubles("target_losses", above: 0) ?? spec.prune.targetLosses
             spec.prune.headlineTarget = try prune.double("headline_target", above: 0) ?? spec.prune.headlineTarget
+            if let start = try prune.string("bisection") {
+                guard let value = BisectionStart(rawValue: start) else {
+                    let choices = BisectionStart.allCases.map(\.rawValue).joined(separator: " or ")
+                    throw prune.error("bisection", "expected \(choices), got \"\(start)\"")
+                }
+                spec.prune.bisection = value
+            }
             try prune.rejectUnknownKeys()
         }
         if let retries = try top.section("retries") {

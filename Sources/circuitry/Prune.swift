@@ -65,6 +65,9 @@ struct Prune: ParsableCommand {
     @Option(help: "Adam learning rate on τ.")
     var lr = PruningSettings().learningRate
 
+    @Option(help: "Where bisection over k starts: trained_mask (the nodes with τ > 0, when they reach the target) or all_nodes (k = N first, the reference's convention).")
+    var bisection = BisectionStart.trainedMask
+
     @Option(help: "Seed of batch sampling and τ noise.")
     var seed: UInt64 = 0
 
@@ -113,9 +116,12 @@ struct Prune: ParsableCommand {
         request.settings.pruning.batchPairs = batchPairs
         request.settings.pruning.learningRate = lr
         request.settings.pruning.seed = seed
+        request.settings.bisection = bisection
         request.workers = workers
         request.outputDirectory = out
         let outcomes = try runPrune(request) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         for outcome in outcomes { print(outcome.summary) }
     }
 }
+
+extension BisectionStart: ExpressibleByArgument {}

@@ -69,6 +69,23 @@ final class CircuitPrimitivesTests: XCTestCase {
         XCTAssertEqual(bumpy?.k, 4)
     }
 
+    func testBisectionStartsFromTheTrainedMaskWhenItReachesTheTarget() {
+        // Loss low up to the trained mask (k = 5), bad in the middle, good again near N: the
+        // reference convention climbs to the full model, the trained-mask start stays inside it.
+        let loss: (Int) -> Float = { k in k < 3 ? 1 : (k <= 5 ? 0.1 : (k < 19 ? 1 : 0.1)) }
+        XCTAssertEqual(bisectKeptNodes(count: 20, target: 0.5, loss: loss)?.k, 19)
+        let trained = bisectKeptNodes(count: 20, target: 0.5, trainedNodes: 5, loss: loss)
+        XCTAssertEqual(trained?.k, 3)
+        XCTAssertEqual(trained?.trace.first?.k, 5, "the trained mask is evaluated first")
+        XCTAssertFalse(trained!.trace.contains { $0.k == 20 }, "no need to evaluate the full model")
+        // A trained mask that misses the target: the whole range, as the reference.
+        let missed = bisectKeptNodes(count: 20, target: 0.05, trainedNodes: 5) { k in k == 20 ? 0.01 : (k >= 12 ? 0.04 : 1) }
+        XCTAssertEqual(missed?.k, 12)
+        XCTAssertEqual(missed?.trace.map(\.k).prefix(2), [5, 20])
+        // Nothing reaches: nil, never a circuit of size 0.
+        XCTAssertNil(bisectKeptNodes(count: 20, target: 0.05, trainedNodes: 5) { _ in 0.2 })
+    }
+
     func testBisectionReproducesGoldenTrace() throws {
         let golden = try GoldenPrune.load()
         let trace = golden.trace

@@ -29,6 +29,10 @@ final class SweepFileTests: XCTestCase {
         XCTAssertEqual(spec.data.vocabSize, 512)
         XCTAssertEqual(spec.prune.lambdas, [1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
         XCTAssertEqual(spec.prune.headlineTarget, 0.15)
+        XCTAssertNil(spec.prune.bisection, "unset: the trained-mask start")
+        let reference = try SweepSpec.parse("grid: {density: [0.5], d_model: [64], task: [var_swap]}\nprune: {bisection: all_nodes}",
+                                            file: "t.yaml")
+        XCTAssertEqual(reference.prune.bisection, .allNodes)
         XCTAssertEqual(spec.train.checkpointEvery, 0.1)
         XCTAssertEqual(spec.timeouts.workerDeadSeconds, 5)
     }
@@ -92,6 +96,7 @@ final class SweepFileTests: XCTestCase {
                        containing: "floor")
         assertRejected(grid + "timeouts:\n  heartbeat_seconds: 2\n  worker_dead_seconds: 1\n", line: 7,
                        key: "timeouts.worker_dead_seconds", containing: "longer")
+        assertRejected(grid + "prune:\n  bisection: middle\n", line: 6, key: "prune.bisection", containing: "trained_mask or all_nodes")
         assertRejected("grid: [1, 2\n", line: 2, key: "", containing: "not valid YAML")
         assertRejected("name: [x]\n" + grid, line: 1, key: "name", containing: "expected a string")
     }
