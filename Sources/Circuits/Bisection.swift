@@ -4,7 +4,7 @@ public struct BisectionResult: Equatable, Sendable {
     public let k: Int
     /// The loss at that k.
     public let loss: Float
-    /// Every (k, loss) evaluated, in order; the first is where bisection started (k = N, or the trained mask).
+    /// Every (k, loss) evaluated, in order; the first is k = N.
     public let trace: [(k: Int, loss: Float)]
 
     public static func == (a: BisectionResult, b: BisectionResult) -> Bool {
@@ -18,9 +18,9 @@ public struct BisectionResult: Equatable, Sendable {
 /// The loss is not monotone in k, so this is the k bisection finds, not necessarily the least k.
 ///
 /// With `trainedNodes` (the nodes the hard mask kept when mask training ended, τ > 0), bisection
-/// starts from that k when it already reaches the target: `hi = trainedNodes`, so the circuit is the
-/// trained mask or a top-k subset of it. Only when the trained mask misses the target does it fall
-/// back to the whole range. Why: past the trained mask, loss(k) is far from monotone (restoring a
+/// starts from that k when it also reaches the target: `hi = trainedNodes`, so the circuit is the
+/// trained mask or a top-k subset of it. When the trained mask misses the target it runs over the
+/// whole range. Either way a model that misses the target itself has no circuit at it. Why: past the trained mask, loss(k) is far from monotone (restoring a
 /// few nodes the masks learned to ablate together breaks the circuit), and bisecting from k = n
 /// then climbs to nearly every node.
 /// `loss` is called at most once per distinct k.
@@ -35,12 +35,9 @@ public func bisectKeptNodes(count n: Int, target: Float, trainedNodes: Int? = ni
         trace.append((k, value))
         return value
     }
+    guard try evaluate(n) <= target else { return nil }
     var hi = n
-    if let trained = trainedNodes, trained < n, try evaluate(trained) <= target {
-        hi = trained
-    } else {
-        guard try evaluate(n) <= target else { return nil }
-    }
+    if let trained = trainedNodes, trained < n, try evaluate(trained) <= target { hi = trained }
     var lo = 0
     while lo < hi {
         let mid = (lo + hi) / 2

@@ -76,12 +76,13 @@ final class CircuitPrimitivesTests: XCTestCase {
         XCTAssertEqual(bisectKeptNodes(count: 20, target: 0.5, loss: loss)?.k, 19)
         let trained = bisectKeptNodes(count: 20, target: 0.5, trainedNodes: 5, loss: loss)
         XCTAssertEqual(trained?.k, 3)
-        XCTAssertEqual(trained?.trace.first?.k, 5, "the trained mask is evaluated first")
-        XCTAssertFalse(trained!.trace.contains { $0.k == 20 }, "no need to evaluate the full model")
+        XCTAssertEqual(trained?.trace.map(\.k).prefix(2), [20, 5], "the full model, then the trained mask")
+        // The model itself misses the target: no circuit, even if the trained mask reaches it.
+        XCTAssertNil(bisectKeptNodes(count: 20, target: 0.5, trainedNodes: 5) { k in k == 20 ? 0.6 : 0.1 })
         // A trained mask that misses the target: the whole range, as the reference.
         let missed = bisectKeptNodes(count: 20, target: 0.05, trainedNodes: 5) { k in k == 20 ? 0.01 : (k >= 12 ? 0.04 : 1) }
         XCTAssertEqual(missed?.k, 12)
-        XCTAssertEqual(missed?.trace.map(\.k).prefix(2), [5, 20])
+        XCTAssertEqual(missed?.trace.map(\.k).prefix(2), [20, 5])
         // Nothing reaches: nil, never a circuit of size 0.
         XCTAssertNil(bisectKeptNodes(count: 20, target: 0.05, trainedNodes: 5) { _ in 0.2 })
     }
