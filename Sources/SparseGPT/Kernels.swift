@@ -187,7 +187,7 @@ func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: 
         for r in chunkRange(rows, parts: parts, part) {
             let row = x + r * n, kr = keep + r * n
             for i in 0..<n { s.keys[i] = magnitudeKey(row[i]) }
-            selectTopKeys(s.keys, n, k, keep: kr, histogram: s.histogram, buffer: s.buffer)
+            selectTopKeysByPrefix(s.keys, n, k, keep: kr)
             for i in 0..<n { row[i] = Float(bitPattern: row[i].bitPattern & (0 &- UInt32(kr[i]))) }   // branch-free zeroing
         }
     }

@@ -228,3 +228,34 @@ final class TaskPathTests: XCTestCase {
         }
     }
 }
+
+/// The AbsTopK selection by prefix against the radix selection (the reference's tie rule).
+final class PrefixSelectionTests: XCTestCase {
+    func testPrefixSelectionMatchesRadixSelection() {
+        var rng = RandomGenerator(seed: 99)
+        let scratch = SelectionScratch(capacity: 300)
+        let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: 300)
+        defer { keys.deallocate() }
+        var expected = [UInt8](repeating: 0, count: 300), actual = expected
+        for trial in 0..<4000 {
+            let n = 1 + rng.below(trial < 2000 ? 70 : 300)
+            let k = rng.below(n + 2)
+            let palette = (0..<(1 + rng.below(6))).map { _ in Float(rng.normal()) }
+            for i in 0..<n {
+                let x: Float
+                switch trial % 5 {
+                case 0: x = Float(rng.normal())
+                case 1: x = palette[rng.below(palette.count)] * (rng.below(2) == 0 ? 1 : -1)   // many ties, both signs
+                case 2: x = rng.below(3) == 0 ? (rng.below(2) == 0 ? 0 : -0.0) : Float(rng.normal())   // zeros and -0
+                case 3: x = Float(rng.normal()) * Float(pow(2, Double(rng.below(60)) - 30))   // wide exponents
+                default: x = [Float.infinity, -Float.infinity, Float.greatestFiniteMagnitude, .leastNonzeroMagnitude, 1][rng.below(5)]
+                }
+                keys[i] = magnitudeKey(x)
+            }
+            selectTopKeys(keys, n, k, keep: &expected, histogram: scratch.histogram, buffer: scratch.buffer)
+            selectTopKeysByPrefix(keys, n, k, keep: &actual)
+            XCTAssertEqual(actual[0..<n], expected[0..<n], "trial \(trial): n \(n), k \(k)")
+            XCTAssertEqual(actual[0..<n].reduce(0) { $0 + Int($1) }, min(max(k, 0), n))
+        }
+    }
+}
