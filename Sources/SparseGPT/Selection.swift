@@ -103,32 +103,33 @@ func selectTopKeysByPrefix(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, ke
         keep.update(repeating: k <= 0 ? 0 : 1, count: n)
         return
     }
-    // keys are below 2^31, so they compare the same as Int32 (which vectorizes without unsigned compares)
-    let signed = UnsafeRawPointer(keys).assumingMemoryBound(to: Int32.self)
-    @inline(__always) func countAtLeast(_ c: Int32) -> Int {
-        var count: Int32 = 0
-        for i in 0..<n { count &+= signed[i] >= c ? 1 : 0 }
+    // For keys and c in [0, 2^31) with c >= 1: key >= c exactly when (c - 1) - key is negative, i.e. its
+    // top bit: plain arithmetic, so the counting loop vectorizes without branches.
+    @inline(__always) func atLeast(_ key: UInt32, _ c: UInt32) -> UInt32 { ((c &- 1) &- key) >> 31 }
+    @inline(__always) func countAtLeast(_ c: UInt32) -> Int {
+        var count: UInt32 = 0
+        for i in 0..<n { count &+= atLeast(keys[i], c) }
         return Int(count)
     }
-    var prefix: Int32 = 0
-    var bit: Int32 = 1 << 30
+    var prefix: UInt32 = 0
+    var bit: UInt32 = 1 << 30
     while bit != 0 {
         let candidate = prefix | bit
         let count = countAtLeast(candidate)
         if count >= k {
             prefix = candidate
             if count == k {                         // keys >= prefix are exactly the k largest
-                for i in 0..<n { keep[i] = signed[i] >= prefix ? 1 : 0 }
+                for i in 0..<n { keep[i] = UInt8(truncatingIfNeeded: atLeast(keys[i], prefix)) }
                 return
             }
         }
         bit >>= 1
     }
     // prefix is the k-th largest key, with surplus ties: the first k - (keys above it) ties are kept
-    let ties = k - (prefix == Int32.max ? 0 : countAtLeast(prefix + 1))
+    let ties = k - (prefix >= 0x7fff_ffff ? 0 : countAtLeast(prefix + 1))
     var seen = 0
     for i in 0..<n {
-        let key = signed[i]
+        let key = keys[i]
         let isTie = key == prefix ? 1 : 0
         let take = key > prefix || (isTie == 1 && seen < ties)
         seen &+= isTie
