@@ -4,9 +4,10 @@ import SparseGPT
 /// The engine's GPT as an `AblatableModel`: frozen weights, mean-ablated nodes, task loss and
 /// d loss / d mask without weight gradients.
 ///
-/// Prompts are run in chunks of at most `chunkPrompts`, sorted by length, each chunk cut to its
-/// longest prompt: right-padding is never computed, and the loss and mask gradient are the
-/// prompt-weighted means over chunks (identical to one big batch).
+/// Prompts are run in chunks of at most `chunkPrompts`, sorted by length, each chunk packed without
+/// padding through the engine's task path (`GPT.answerTaskLoss`: only what the loss at each prompt's
+/// last position depends on); the loss and mask gradient are the prompt-weighted means over chunks
+/// (identical to one big batch).
 public final class PrunableGPT: AblatableModel {
     public let model: GPT
     public var chunkPrompts: Int
@@ -57,19 +58,15 @@ public final class PrunableGPT: AblatableModel {
         while start < order.count {
             let rows = Array(order[start..<min(start + chunkPrompts, order.count)])
             start += rows.count
-            let width = Int(rows.map { pairs.lengths[$0] }.max()!)
-            var tokens = [Int32](repeating: 0, count: rows.count * width)
-            for (i, r) in rows.enumerated() {
-                for t in 0..<width { tokens[i * width + t] = pairs.prompts[r * pairs.width + t] }
-            }
-            try model.forward(tokens: tokens, batch: rows.count, length: width, ablation: ablation)
-            let result = try model.taskLoss(lengths: rows.map { pairs.lengths[$0] },
-                                            candidates: rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) })
+            var tokens: [Int32] = []
+            tokens.reserveCapacity(rows.reduce(0) { $0 + Int(pairs.lengths[$1]) })
+            for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + Int(pairs.lengths[r]))] }
+            let result = try model.answerTaskLoss(tokens: tokens, lengths: rows.map { pairs.lengths[$0] },
+                                                  candidates: rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) },
+                                                  ablation: ablation, maskGradient: maskGradient)
             let weight = Double(rows.count) / Double(pairs.count)
             loss += Double(result.loss) * weight
-            if maskGradient {
-                try model.backward(dLogits: result.dLogits, parameterGradients: false)
-                let chunkGradient = model.nodeMaskGradient
+            if let chunkGradient = result.maskGradient {
                 for i in 0..<n { gradient[i] += Double(chunkGradient[i]) * weight }
             }
         }

@@ -83,6 +83,11 @@ public struct PruneBenchmark {
         public let frontierSeconds: Double
         /// frontier seconds / train seconds (the goal: well under 1/3).
         public let frontierOverTrain: Double
+        /// Process CPU seconds (all threads) of training and of the frontier, and their ratio: less
+        /// sensitive than wall time to other processes on the machine.
+        public let trainCPUSeconds: Double
+        public let frontierCPUSeconds: Double
+        public let frontierCPUOverTrainCPU: Double
         public let lambdas: Int
         public let maskSteps: Int
         public let batchPairs: Int
@@ -95,6 +100,8 @@ public struct PruneBenchmark {
             case dModel = "d_model", density, trainSteps = "train_steps", trainBatch = "train_batch"
             case trainSeconds = "train_seconds", heldOutLoss = "held_out_loss", meansSeconds = "means_seconds"
             case frontierSeconds = "frontier_seconds", frontierOverTrain = "frontier_over_train", lambdas
+            case trainCPUSeconds = "train_cpu_seconds", frontierCPUSeconds = "frontier_cpu_seconds"
+            case frontierCPUOverTrainCPU = "frontier_cpu_over_train_cpu"
             case maskSteps = "mask_steps", batchPairs = "batch_pairs", meanPromptLength = "mean_prompt_length"
             case fullTaskLoss = "full_task_loss", edgesAtTarget = "edges_at_target", threads
         }
@@ -111,13 +118,13 @@ public struct PruneBenchmark {
                                        length: model.context, vocab: model.vocab, name: "opener held-out")
 
         let trainer = try Trainer(model: GPT(config: model, seed: training.seed, threads: threads), config: training)
-        let trainStart = Date()
+        let trainStart = Date(), trainCPUStart = processCPUSeconds()
         for step in 0..<training.steps {
             let batch = stream.batch(step: step, seed: training.seed, size: training.batch)
             let report = try trainer.step(inputs: batch.inputs, targets: batch.targets, batch: training.batch, length: model.context)
             if step % 100 == 0 { progress?("train step \(step): loss \(report.loss)") }
         }
-        let trainSeconds = Date().timeIntervalSince(trainStart)
+        let trainSeconds = Date().timeIntervalSince(trainStart), trainCPU = processCPUSeconds() - trainCPUStart
         let windows = heldOut.evenlySpacedWindows(count: meanWindows)
         let heldOutLoss = try trainer.heldOutLoss(windows: windows, count: meanWindows, length: model.context)
 
@@ -132,19 +139,29 @@ public struct PruneBenchmark {
         let data = TaskData(task: "opener", train: try task.pairs(count: trainPairs, seed: training.seed + 2),
                             test: try task.pairs(count: testPairs, seed: training.seed + 3))
         let lock = NSLock()
+        let frontierCPUStart = processCPUSeconds()
         let result = try session.frontier(data, settings: frontier) { lambda, step in
             guard step.step % 100 == 0 else { return }
             lock.lock()
             progress?("prune λ \(lambda) step \(step.step): task loss \(step.taskLoss), kept \(step.keptNodes)")
             lock.unlock()
         }
+        let frontierCPU = processCPUSeconds() - frontierCPUStart
         return Result(dModel: model.dModel, density: training.density, trainSteps: training.steps, trainBatch: training.batch,
                       trainSeconds: trainSeconds, heldOutLoss: heldOutLoss, meansSeconds: meansSeconds,
                       frontierSeconds: result.seconds, frontierOverTrain: result.seconds / trainSeconds,
+                      trainCPUSeconds: trainCPU, frontierCPUSeconds: frontierCPU, frontierCPUOverTrainCPU: frontierCPU / trainCPU,
                       lambdas: frontier.lambdas.count, maskSteps: frontier.pruning.steps, batchPairs: frontier.pruning.batchPairs,
                       meanPromptLength: Double(data.train.lengths.reduce(0) { $0 + Int($1) }) / Double(data.train.count),
                       fullTaskLoss: result.fullLoss,
                       edgesAtTarget: Dictionary(uniqueKeysWithValues: result.points.map { ("\($0.target)", $0.circuit?.edgeCount) }),
                       threads: threads)
     }
+}
+
+/// CPU seconds of the whole process so far (all threads).
+func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }

@@ -27,22 +27,24 @@ func chunkRange(_ n: Int, parts: Int, _ i: Int) -> Range<Int> {
 // MARK: - embedding
 
 func embeddingForward(_ out: FloatPointer, tokens: UnsafePointer<Int32>, wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>,
-                      batch: Int, length: Int, d: Int) {
-    for b in 0..<batch {
-        for t in 0..<length {
-            let o = out + (b * length + t) * d
-            let e = wte + Int(tokens[b * length + t]) * d, p = wpe + t * d
+                      layout: SequenceLayout, d: Int) {
+    for b in 0..<layout.count {
+        let start = layout.starts[b]
+        for t in 0..<layout.lengths[b] {
+            let o = out + (start + t) * d
+            let e = wte + Int(tokens[start + t]) * d, p = wpe + t * d
             for i in 0..<d { o[i] = e[i] + p[i] }
         }
     }
 }
 
 func embeddingBackward(dWte: FloatPointer, dWpe: FloatPointer, dOut: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
-                       batch: Int, length: Int, d: Int) {
-    for b in 0..<batch {
-        for t in 0..<length {
-            let g = dOut + (b * length + t) * d
-            let e = dWte + Int(tokens[b * length + t]) * d, p = dWpe + t * d
+                       layout: SequenceLayout, d: Int) {
+    for b in 0..<layout.count {
+        let start = layout.starts[b]
+        for t in 0..<layout.lengths[b] {
+            let g = dOut + (start + t) * d
+            let e = dWte + Int(tokens[start + t]) * d, p = dWpe + t * d
             for i in 0..<d { e[i] += g[i]; p[i] += g[i] }
         }
     }
@@ -185,7 +187,7 @@ func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: 
         for r in chunkRange(rows, parts: parts, part) {
             let row = x + r * n, kr = keep + r * n
             for i in 0..<n { s.keys[i] = magnitudeKey(row[i]) }
-            selectTopKeys(s.keys, n, k, keep: kr, histogram: s.histogram, buffer: s.buffer)
+            selectTopKeysByPrefix(s.keys, n, k, keep: kr)
             for i in 0..<n { row[i] = Float(bitPattern: row[i].bitPattern & (0 &- UInt32(kr[i]))) }   // branch-free zeroing
         }
     }
@@ -201,20 +203,56 @@ func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: In
     }
 }
 
+// MARK: - where each sequence's rows are
+
+/// Sequences laid out one after another: sequence s occupies rows starts[s] ..< starts[s] + lengths[s]
+/// (its positions 0..<lengths[s]); its attention probabilities (heads x length^2) start at probStarts[s].
+/// A batch x length block is the case of equal lengths; prompts of different lengths pack without padding.
+struct SequenceLayout {
+    let starts: [Int]
+    let lengths: [Int]
+    let probStarts: [Int]
+    /// Total rows and probabilities.
+    let rows: Int
+    let probCount: Int
+
+    init(lengths: [Int], heads: Int) {
+        var starts: [Int] = [], probStarts: [Int] = []
+        starts.reserveCapacity(lengths.count); probStarts.reserveCapacity(lengths.count)
+        var row = 0, prob = 0
+        for n in lengths {
+            starts.append(row); probStarts.append(prob)
+            row += n; prob += heads * n * n
+        }
+        self.starts = starts
+        self.lengths = lengths
+        self.probStarts = probStarts
+        rows = row
+        probCount = prob
+    }
+
+    init(batch: Int, length: Int, heads: Int) {
+        self.init(lengths: [Int](repeating: length, count: batch), heads: heads)
+    }
+
+    var count: Int { lengths.count }
+}
+
 // MARK: - causal attention over qkv (rows x 3d: q, k, v), heads of dHead channels
 
 /// Per (sequence, head), as small sgemm products: S = scale Q K^T, P = causal softmax(S) (kept in
 /// `probs`, zero above the diagonal), Y = P V.
-func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePointer<Float>, batch: Int, length: Int,
+func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePointer<Float>, layout: SequenceLayout,
                       d: Int, dHead: Int, threads: Int) {
-    let heads = d / dHead, T = length, stride = Int32(3 * d)
+    let heads = d / dHead, stride = Int32(3 * d)
     let scale = 1 / Float(dHead).squareRoot()
-    let parts = max(1, min(threads, batch * heads))
+    let parts = max(1, min(threads, layout.count * heads))
     parallelFor(parts, threads: threads) { part in
-        for bh in chunkRange(batch * heads, parts: parts, part) {
+        for bh in chunkRange(layout.count * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
-            let q = qkv + b * T * 3 * d + h * dHead, k = q + d, v = q + 2 * d
-            let p = probs + bh * T * T
+            let T = layout.lengths[b], start = layout.starts[b]
+            let q = qkv + start * 3 * d + h * dHead, k = q + d, v = q + 2 * d
+            let p = probs + layout.probStarts[b] + h * T * T
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(dHead), scale, q, stride, k, stride,
                         0, p, Int32(T))
             for i in 0..<T {
@@ -227,25 +265,33 @@ func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePoint
                 for j in (i + 1)..<T { row[j] = 0 }
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, p, Int32(T), v, stride,
-                        0, out + b * T * d + h * dHead, Int32(d))
+                        0, out + start * d + h * dHead, Int32(d))
         }
     }
 }
 
-/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * length^2 floats.
+func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePointer<Float>, batch: Int, length: Int,
+                      d: Int, dHead: Int, threads: Int) {
+    attentionForward(out, probs: probs, qkv: qkv, layout: SequenceLayout(batch: batch, length: length, heads: d / dHead),
+                     d: d, dHead: dHead, threads: threads)
+}
+
+/// dQKV (overwritten) from dOut, the saved probabilities and qkv. `scratch` holds threads * (longest length)^2 floats.
 func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-                       batch: Int, length: Int, d: Int, dHead: Int, threads: Int, scratch: FloatPointer) {
-    let heads = d / dHead, T = length, stride = Int32(3 * d)
+                       layout: SequenceLayout, d: Int, dHead: Int, threads: Int, scratch: FloatPointer) {
+    let heads = d / dHead, stride = Int32(3 * d)
+    let longest = layout.lengths.max() ?? 0
     let scale = 1 / Float(dHead).squareRoot()
-    let parts = max(1, min(threads, batch * heads))
+    let parts = max(1, min(threads, layout.count * heads))
     parallelFor(parts, threads: threads) { part in
-        let dp = scratch + part * T * T
-        for bh in chunkRange(batch * heads, parts: parts, part) {
+        let dp = scratch + part * longest * longest
+        for bh in chunkRange(layout.count * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
-            let q = qkv + b * T * 3 * d + h * dHead, k = q + d, v = q + 2 * d
-            let dq = dQKV + b * T * 3 * d + h * dHead, dk = dq + d, dv = dq + 2 * d
-            let dy = dOut + b * T * d + h * dHead
-            let p = probs + bh * T * T
+            let T = layout.lengths[b], start = layout.starts[b]
+            let q = qkv + start * 3 * d + h * dHead, k = q + d, v = q + 2 * d
+            let dq = dQKV + start * 3 * d + h * dHead, dk = dq + d, dv = dq + 2 * d
+            let dy = dOut + start * d + h * dHead
+            let p = probs + layout.probStarts[b] + h * T * T
             // dP = dY V^T, dV = P^T dY
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(dHead), 1, dy, Int32(d), v, stride,
                         0, dp, Int32(T))
@@ -264,6 +310,88 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
                         0, dq, stride)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(dHead), Int32(T), 1, dp, Int32(T), q, stride,
                         0, dk, stride)
+        }
+    }
+}
+
+func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+                       batch: Int, length: Int, d: Int, dHead: Int, threads: Int, scratch: FloatPointer) {
+    attentionBackward(dQKV: dQKV, dOut: dOut, probs: probs, qkv: qkv, layout: SequenceLayout(batch: batch, length: length, heads: d / dHead),
+                      d: d, dHead: dHead, threads: threads, scratch: scratch)
+}
+
+// MARK: - attention of each sequence's last position only
+
+/// For each sequence s: its last position's query (row s of `q`, S x d) attends over the sequence's
+/// keys and values (`kv`, rows x 2d: k then v, laid out by `layout`); out is S x d. The probabilities
+/// of (s, head h) are kept at probs[heads * starts[s] + h * lengths[s] ..< ... + lengths[s]].
+func lastQueryAttentionForward(_ out: FloatPointer, probs: FloatPointer, q: UnsafePointer<Float>, kv: UnsafePointer<Float>,
+                               layout: SequenceLayout, d: Int, dHead: Int, threads: Int) {
+    let heads = d / dHead
+    let scale = 1 / Float(dHead).squareRoot()
+    let parts = max(1, min(threads, layout.count * heads / 64))
+    parallelFor(parts, threads: threads) { part in
+        for sh in chunkRange(layout.count * heads, parts: parts, part) {
+            let s = sh / heads, h = sh % heads
+            let T = layout.lengths[s], start = layout.starts[s]
+            let qs = q + s * d + h * dHead
+            let k = kv + start * 2 * d + h * dHead, v = k + d
+            let p = probs + heads * start + h * T
+            var maxScore = -Float.infinity
+            for j in 0..<T {
+                let kj = k + j * 2 * d
+                var dot: Float = 0
+                for c in 0..<dHead { dot += qs[c] * kj[c] }
+                p[j] = scale * dot
+                maxScore = max(maxScore, p[j])
+            }
+            let sum = expShifted(p, minus: maxScore, into: p, count: T)
+            let inv = 1 / sum
+            for j in 0..<T { p[j] *= inv }
+            let o = out + s * d + h * dHead
+            for c in 0..<dHead { o[c] = 0 }
+            for j in 0..<T {
+                let pj = p[j], vj = v + j * 2 * d
+                for c in 0..<dHead { o[c] += pj * vj[c] }
+            }
+        }
+    }
+}
+
+/// Backward of `lastQueryAttentionForward`: dQ (S x d) and dKV (rows x 2d), both overwritten, from
+/// dOut (S x d). `scratch` holds threads * (longest length) floats.
+func lastQueryAttentionBackward(dQ: FloatPointer, dKV: FloatPointer, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>,
+                                q: UnsafePointer<Float>, kv: UnsafePointer<Float>, layout: SequenceLayout, d: Int, dHead: Int,
+                                threads: Int, scratch: FloatPointer) {
+    let heads = d / dHead
+    let longest = layout.lengths.max() ?? 0
+    let scale = 1 / Float(dHead).squareRoot()
+    let parts = max(1, min(threads, layout.count * heads / 64))
+    parallelFor(parts, threads: threads) { part in
+        let dp = scratch + part * longest
+        for sh in chunkRange(layout.count * heads, parts: parts, part) {
+            let s = sh / heads, h = sh % heads
+            let T = layout.lengths[s], start = layout.starts[s]
+            let qs = q + s * d + h * dHead, dy = dOut + s * d + h * dHead, dq = dQ + s * d + h * dHead
+            let k = kv + start * 2 * d + h * dHead, v = k + d
+            let dk = dKV + start * 2 * d + h * dHead, dv = dk + d
+            let p = probs + heads * start + h * T
+            // dP_j = dy . v_j, dV_j = P_j dy
+            var dot: Float = 0
+            for j in 0..<T {
+                let vj = v + j * 2 * d, dvj = dv + j * 2 * d, pj = p[j]
+                var e: Float = 0
+                for c in 0..<dHead { e += dy[c] * vj[c]; dvj[c] = pj * dy[c] }
+                dp[j] = e
+                dot += pj * e
+            }
+            // dS_j = P_j (dP_j - sum P dP) scale; dQ = sum_j dS_j k_j, dK_j = dS_j q
+            for c in 0..<dHead { dq[c] = 0 }
+            for j in 0..<T {
+                let ds = p[j] * (dp[j] - dot) * scale
+                let kj = k + j * 2 * d, dkj = dk + j * 2 * d
+                for c in 0..<dHead { dq[c] += ds * kj[c]; dkj[c] = ds * qs[c] }
+            }
         }
     }
 }

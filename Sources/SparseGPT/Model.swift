@@ -47,37 +47,47 @@ public final class GPT {
     /// Threads for the model's loops and products.
     public private(set) var threads: Int
 
-    public private(set) var batch = 0
-    public private(set) var length = 0
-    private var capacityRows = 0
-    private var capacityProbs = 0
-    private var tokens: [Int32] = []
-    private var blocks: [BlockActivations] = []
-    private var residuals: [FloatBuffer] = []
-    private var finalAblated: FloatBuffer?
-    private var rstdF = FloatBuffer(count: 0)
-    private var lnfOut = FloatBuffer(count: 0)
+    public internal(set) var batch = 0
+    public internal(set) var length = 0
+    var capacityRows = 0
+    var capacityProbs = 0
+    var tokens: [Int32] = []
+    /// Where the sequences of the last forward are (batch x length, or packed prompts).
+    var sequences = SequenceLayout(lengths: [], heads: 1)
+    var blocks: [BlockActivations] = []
+    var residuals: [FloatBuffer] = []
+    var finalAblated: FloatBuffer?
+    var rstdF = FloatBuffer(count: 0)
+    var lnfOut = FloatBuffer(count: 0)
     /// Logits of the last forward, batch x length x vocab.
     public private(set) var logits = FloatBuffer(count: 0)
     /// dLogits of the last `crossEntropy`.
     public private(set) var dLogits = FloatBuffer(count: 0)
-    private var dResid = FloatBuffer(count: 0), dA = FloatBuffer(count: 0), dY = FloatBuffer(count: 0)
-    private var dWide = FloatBuffer(count: 0), dQKV = FloatBuffer(count: 0)
-    private var scratch = FloatBuffer(count: 0)
-    private var selection: [SelectionScratch] = []
-    private var ablation: NodeAblation?
-    private var nodeGradientSums: [Double] = []
+    var dResid = FloatBuffer(count: 0), dA = FloatBuffer(count: 0), dY = FloatBuffer(count: 0)
+    var dWide = FloatBuffer(count: 0), dQKV = FloatBuffer(count: 0)
+    var scratch = FloatBuffer(count: 0)
+    var selection: [SelectionScratch] = []
+    var ablation: NodeAblation?
+    var nodeGradientSums: [Double] = []
     /// Whether products with sparse weights and sparse activations skip zeros (otherwise all run
     /// as dense sgemm); results agree to float rounding.
     public var useSparseKernels = true
     /// Per layer: compressed c_attn, attn.c_proj, c_fc, mlp.c_proj for the current forward, where sparse enough.
     private(set) var sparseWeights: [[SparseMatrix?]] = []
-    private var sparseStore: [[SparseMatrix]] = []
-    private var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    var sparseStore: [[SparseMatrix]] = []
+    /// The last layer's c_attn as its q rows (d x d) and its k, v rows (2d x d), where sparse enough.
+    var sparseSplit: [SparseMatrix?] = [nil, nil]
+    var sparseSplitStore: [SparseMatrix] = []
+    /// Copies of the dense block matrices the compressed ones were built from.
+    var sparseSource: FloatBuffer?
+    var sparseBuiltWithSparseKernels = false
+    /// Activations of the last block at the prompts' last positions (task path).
+    var answer: AnswerActivations?
+    var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// A product runs sparse when (weight density) x (activation density) is at most this.
     static let sparseProductCutoff = 1.0 / 32
     /// d loss / d mask of the last backward after an ablated forward (global node order).
-    public private(set) var nodeMaskGradient: [Float] = []
+    public internal(set) var nodeMaskGradient: [Float] = []
 
     /// A model with the SPEC 2 initialisation drawn from `seed`.
     public convenience init(config: ModelConfig, seed: UInt64, threads: Int = 1) throws {
@@ -134,8 +144,11 @@ public final class GPT {
         return Array(UnsafeBufferPointer(start: gradients.pointer + t.offset, count: t.count))
     }
 
-    private func reserve(batch: Int, length: Int) {
-        let rows = batch * length, probsCount = batch * config.nHead * length * length
+    func reserve(batch: Int, length: Int) {
+        reserve(rows: batch * length, probs: batch * config.nHead * length * length)
+    }
+
+    func reserve(rows: Int, probs probsCount: Int) {
         if rows <= capacityRows && probsCount <= capacityProbs { return }
         capacityRows = max(rows, capacityRows)
         capacityProbs = max(probsCount, capacityProbs)
@@ -144,13 +157,19 @@ public final class GPT {
         residuals = (0...config.nLayer).map { _ in FloatBuffer(count: n * d) }
         finalAblated = nil
         rstdF = FloatBuffer(count: n); lnfOut = FloatBuffer(count: n * d)
-        logits = FloatBuffer(count: n * config.vocab); dLogits = FloatBuffer(count: n * config.vocab)
+        logits = FloatBuffer(count: 0); dLogits = FloatBuffer(count: 0)
         dResid = FloatBuffer(count: n * d); dA = FloatBuffer(count: n * d); dY = FloatBuffer(count: n * d)
         dWide = FloatBuffer(count: n * 4 * d); dQKV = FloatBuffer(count: n * 3 * d)
         scratch = FloatBuffer(count: max(threads, 1) * config.context * config.context)
         selection = (0..<threads).map { _ in SelectionScratch(capacity: 4 * d) }
         activeInputs.deallocate()
         activeInputs = .allocate(capacity: threads * 4 * d)
+    }
+
+    /// The logits and dLogits buffers (rows x vocab), only for the full forward.
+    func reserveLogits(rows: Int) {
+        if logits.count >= rows * config.vocab { return }
+        logits = FloatBuffer(count: capacityRows * config.vocab); dLogits = FloatBuffer(count: capacityRows * config.vocab)
     }
 
     // MARK: forward
@@ -175,16 +194,18 @@ public final class GPT {
             }
         }
         reserve(batch: batch, length: length)
+        reserveLogits(rows: batch * length)
         self.batch = batch
         self.length = length
         self.tokens = input
+        self.sequences = SequenceLayout(batch: batch, length: length, heads: config.nHead)
         self.ablation = ablation
         runForward()
     }
 
     /// AbsTopK over segments of `segment` entries, then the ablation over rows of `width` channels
     /// starting at node `nodeOffset`. Returns the site's output.
-    private func finish(_ site: Site, rows: Int, width: Int, segment: Int, nodeOffset: Int) -> UnsafeMutablePointer<Float> {
+    func finish(_ site: Site, rows: Int, width: Int, segment: Int, nodeOffset: Int) -> UnsafeMutablePointer<Float> {
         let k = keptCount(config.afrac, segment)
         if k < segment {
             absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
@@ -196,7 +217,7 @@ public final class GPT {
         return site.ablated!.pointer
     }
 
-    private func applyAblation(_ out: FloatPointer, _ x: UnsafePointer<Float>, rows: Int, width: Int, nodeOffset: Int, _ a: NodeAblation) {
+    func applyAblation(_ out: FloatPointer, _ x: UnsafePointer<Float>, rows: Int, width: Int, nodeOffset: Int, _ a: NodeAblation) {
         a.mask.withUnsafeBufferPointer { m in
             a.mean.withUnsafeBufferPointer { mu in
                 let mp = m.baseAddress! + nodeOffset, mup = mu.baseAddress! + nodeOffset
@@ -208,30 +229,66 @@ public final class GPT {
         }
     }
 
-    /// Compresses the block matrices whose products are sparse enough to skip zeros.
-    private func prepareSparseWeights() {
-        let c = config, d = c.dModel
-        let activationDensity = keptCount(c.afrac, d) < d ? c.afrac : 1
-        if sparseStore.isEmpty {
-            sparseStore = (0..<c.nLayer).map { _ in
-                [SparseMatrix(rows: 3 * d, cols: d), SparseMatrix(rows: d, cols: d), SparseMatrix(rows: 4 * d, cols: d), SparseMatrix(rows: d, cols: 4 * d)]
-            }
-        }
-        sparseWeights = (0..<c.nLayer).map { l in
+    /// The block matrices, per layer: c_attn, attn.c_proj, c_fc, mlp.c_proj (offset, rows, cols).
+    private var blockMatrices: [[(offset: Int, rows: Int, cols: Int)]] {
+        let d = config.dModel
+        return (0..<config.nLayer).map { l in
             let w = layout.layer(l)
-            return [w.cAttn, w.attnProj, w.cFc, w.mlpProj].enumerated().map { (m, offset) -> SparseMatrix? in
-                let matrix = sparseStore[l][m]
-                let p = parameters.pointer + offset
-                let density = Double(SparseMatrix.countNonzero(p, matrix.rows * matrix.cols)) / Double(matrix.rows * matrix.cols)
-                guard useSparseKernels && density * activationDensity <= GPT.sparseProductCutoff else { return nil }
-                matrix.rebuild(from: p)
-                return matrix
-            }
+            return [(w.cAttn, 3 * d, d), (w.attnProj, d, d), (w.cFc, 4 * d, d), (w.mlpProj, d, 4 * d)]
         }
     }
 
+    /// Whether the dense block matrices are bitwise those the compressed ones were built from, under
+    /// the same `useSparseKernels`. A content check rather than a change counter: `parameters` is a
+    /// public buffer that anyone may write through, and comparing is far cheaper than rebuilding.
+    private func sparseWeightsAreCurrent() -> Bool {
+        guard let source = sparseSource, sparseBuiltWithSparseKernels == useSparseKernels else { return false }
+        var at = 0
+        for layer in blockMatrices {
+            for m in layer {
+                let count = m.rows * m.cols
+                if memcmp(source.pointer + at, parameters.pointer + m.offset, count * MemoryLayout<Float>.stride) != 0 { return false }
+                at += count
+            }
+        }
+        return true
+    }
+
+    /// Compresses the block matrices whose products are sparse enough to skip zeros (and, for the
+    /// task path, the last layer's c_attn split into its q rows and its k, v rows). Skipped when the
+    /// weights are unchanged since the last build.
+    func prepareSparseWeights() {
+        if sparseWeightsAreCurrent() { return }
+        let c = config, d = c.dModel
+        let activationDensity = keptCount(c.afrac, d) < d ? c.afrac : 1
+        if sparseStore.isEmpty {
+            sparseStore = blockMatrices.map { layer in layer.map { SparseMatrix(rows: $0.rows, cols: $0.cols) } }
+            sparseSplitStore = [SparseMatrix(rows: d, cols: d), SparseMatrix(rows: 2 * d, cols: d)]
+        }
+        func compress(_ matrix: SparseMatrix, _ p: UnsafePointer<Float>) -> SparseMatrix? {
+            let density = Double(SparseMatrix.countNonzero(p, matrix.rows * matrix.cols)) / Double(matrix.rows * matrix.cols)
+            guard useSparseKernels && density * activationDensity <= GPT.sparseProductCutoff else { return nil }
+            matrix.rebuild(from: p)
+            return matrix
+        }
+        let matrices = blockMatrices
+        sparseWeights = (0..<c.nLayer).map { l in
+            matrices[l].enumerated().map { (m, spec) in compress(sparseStore[l][m], parameters.pointer + spec.offset) }
+        }
+        let lastAttn = parameters.pointer + layout.layer(c.nLayer - 1).cAttn
+        sparseSplit = [compress(sparseSplitStore[0], lastAttn), compress(sparseSplitStore[1], lastAttn + d * d)]
+        let total = matrices.joined().reduce(0) { $0 + $1.rows * $1.cols }
+        if sparseSource == nil || sparseSource!.count != total { sparseSource = FloatBuffer(count: total) }
+        var at = 0
+        for m in matrices.joined() {
+            (sparseSource!.pointer + at).update(from: parameters.pointer + m.offset, count: m.rows * m.cols)
+            at += m.rows * m.cols
+        }
+        sparseBuiltWithSparseKernels = useSparseKernels
+    }
+
     /// out = input @ W^T, skipping zeros when W is compressed.
-    private func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
+    func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
                         outFeatures: Int, sparse: SparseMatrix?) {
         if let sparse {
             sparseProduct(out, outWidth: outFeatures, input, inWidth: inFeatures, rows: rows, start: sparse.colStart,
@@ -242,7 +299,7 @@ public final class GPT {
     }
 
     /// dInput = dOut @ W (skipping zeros when W is compressed) and dWeight += dOut^T @ input (dense: Adam needs all of it).
-    private func linearGrad(dInput: FloatPointer, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
+    func linearGrad(dInput: FloatPointer, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
                             weight offset: Int, rows: Int, inFeatures: Int, outFeatures: Int, sparse: SparseMatrix?) {
         if let sparse {
             sparseProduct(dInput, outWidth: inFeatures, dOut, inWidth: outFeatures, rows: rows, start: sparse.rowStart,
@@ -252,45 +309,49 @@ public final class GPT {
                        rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
     }
 
-    private func runForward() {
+    func runForward() {
         let c = config, d = c.dModel, rows = batch * length
         let P = parameters.pointer
         prepareSparseWeights()
         tokens.withUnsafeBufferPointer { t in
             embeddingForward(residuals[0].pointer, tokens: t.baseAddress!, wte: P + layout.wte, wpe: P + layout.wpe,
-                             batch: batch, length: length, d: d)
+                             layout: sequences, d: d)
         }
-        for l in 0..<c.nLayer {
-            let w = layout.layer(l), a = blocks[l]
-            let x = residuals[l].pointer
-            rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d, threads: threads)
-            let h1 = finish(a.attnIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnIn))
-            let sw = sparseWeights[l]
-            linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
-            let qkv = finish(a.qkv, rows: rows, width: 3 * d, segment: d, nodeOffset: nodes.offset(layer: l, .q))
-            attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, batch: batch, length: length, d: d,
-                             dHead: c.dHead, threads: threads)
-            linearForward(a.attnOut.value.pointer, a.attnY.pointer, weight: P + w.attnProj, rows: rows, inFeatures: d, outFeatures: d, threads: threads)
-            let ao = finish(a.attnOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnOut))
-            let x2 = a.residMid.pointer
-            for i in 0..<rows * d { x2[i] = x[i] + ao[i] }
-            rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d, threads: threads)
-            let h2 = finish(a.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
-            linear(a.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
-            geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d, threads: threads)
-            let hn = finish(a.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-            linear(a.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
-            let mo = finish(a.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
-            let out = residuals[l + 1].pointer
-            for i in 0..<rows * d { out[i] = x2[i] + mo[i] }
-        }
+        for l in 0..<c.nLayer { blockForward(l, rows: rows) }
         let xf = finalInput
         rmsnormForward(lnfOut.pointer, rstd: rstdF.pointer, xf, gain: P + layout.lnF, rows: rows, d: d, threads: threads)
         linearForward(logits.pointer, lnfOut.pointer, weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab, threads: threads)
     }
 
+    /// Block `l` on all `rows` rows of `sequences`: residuals[l] -> residuals[l + 1].
+    func blockForward(_ l: Int, rows: Int) {
+        let c = config, d = c.dModel
+        let P = parameters.pointer
+        let w = layout.layer(l), a = blocks[l]
+        let x = residuals[l].pointer
+        rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d, threads: threads)
+        let h1 = finish(a.attnIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnIn))
+        let sw = sparseWeights[l]
+        linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
+        let qkv = finish(a.qkv, rows: rows, width: 3 * d, segment: d, nodeOffset: nodes.offset(layer: l, .q))
+        attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, layout: sequences, d: d, dHead: c.dHead, threads: threads)
+        linearForward(a.attnOut.value.pointer, a.attnY.pointer, weight: P + w.attnProj, rows: rows, inFeatures: d, outFeatures: d, threads: threads)
+        let ao = finish(a.attnOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnOut))
+        let x2 = a.residMid.pointer
+        for i in 0..<rows * d { x2[i] = x[i] + ao[i] }
+        rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d, threads: threads)
+        let h2 = finish(a.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
+        linear(a.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+        geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d, threads: threads)
+        let hn = finish(a.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
+        linear(a.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
+        let mo = finish(a.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
+        let out = residuals[l + 1].pointer
+        for i in 0..<rows * d { out[i] = x2[i] + mo[i] }
+    }
+
     /// The residual read by ln_f: the last residual, mean-ablated at final_resid when ablating.
-    private var finalInput: UnsafeMutablePointer<Float> {
+    var finalInput: UnsafeMutablePointer<Float> {
         let rows = batch * length, d = config.dModel
         let last = residuals[config.nLayer]
         guard let ablation else { return last.pointer }
@@ -380,7 +441,7 @@ public final class GPT {
 
     /// Ablation and AbsTopK backward of one site, in place on grad: d mask accumulates
     /// sum grad * (x - mean), then grad *= mask, then grad *= keep.
-    private func siteBackward(_ grad: FloatPointer, value: UnsafePointer<Float>, keep: UnsafePointer<UInt8>?, rows: Int, width: Int,
+    func siteBackward(_ grad: FloatPointer, value: UnsafePointer<Float>, keep: UnsafePointer<UInt8>?, rows: Int, width: Int,
                               nodeOffset: Int) {
         if let ablation {
             ablation.mask.withUnsafeBufferPointer { m in
@@ -401,15 +462,13 @@ public final class GPT {
         if let keep { absTopKBackward(grad, keep: keep, count: rows * width, threads: threads) }
     }
 
-    private func runBackward(parameterGradients: Bool) {
+    func runBackward(parameterGradients: Bool) {
         let c = config, d = c.dModel, rows = batch * length
         let P = parameters.pointer
         let G: FloatPointer? = parameterGradients ? gradients.pointer : nil
         if parameterGradients { gradients.zero() }
         if ablation != nil { nodeGradientSums = [Double](repeating: 0, count: nodes.count) }
         func g(_ offset: Int) -> FloatPointer? { G.map { $0 + offset } }
-        let sparseActivations = keptCount(c.afrac, d) < d
-        let neuronTopK = keptCount(c.afrac, 4 * d) < 4 * d
 
         linearBackward(dInput: dA.pointer, dWeight: g(layout.lmHead), dOut: dLogits.pointer, lnfOut.pointer,
                        weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab, threads: threads)
@@ -421,49 +480,58 @@ public final class GPT {
         if ablation != nil {
             siteBackward(dR, value: residuals[c.nLayer].pointer, keep: nil, rows: rows, width: d, nodeOffset: nodes.finalResidOffset)
         }
-        for l in stride(from: c.nLayer - 1, through: 0, by: -1) {
-            let w = layout.layer(l), a = blocks[l]
-            func out(_ s: Site) -> FloatPointer { ablation == nil ? s.value.pointer : s.ablated!.pointer }
-            // MLP
-            let dOut = dA.pointer
-            dOut.update(from: dR, count: rows * d)
-            siteBackward(dOut, value: a.mlpOut.value.pointer, keep: sparseActivations ? a.mlpOut.keep.pointer : nil,
-                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
-            let sw = sparseWeights[l]
-            linearGrad(dInput: dWide.pointer, dWeight: g(w.mlpProj), dOut: dOut, out(a.mlpNeuron), weight: w.mlpProj,
-                       rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
-            siteBackward(dWide.pointer, value: a.mlpNeuron.value.pointer, keep: neuronTopK ? a.mlpNeuron.keep.pointer : nil,
-                         rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-            geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d, threads: threads)
-            linearGrad(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: w.cFc,
-                       rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
-            siteBackward(dA.pointer, value: a.mlpIn.value.pointer, keep: sparseActivations ? a.mlpIn.keep.pointer : nil,
-                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
-            rmsnormBackward(dX: dR, dGain: g(w.ln2), dOut: dA.pointer, a.residMid.pointer, rstd: a.rstd2.pointer, gain: P + w.ln2,
-                            rows: rows, d: d, threads: threads)
-            // attention
-            dA.pointer.update(from: dR, count: rows * d)
-            siteBackward(dA.pointer, value: a.attnOut.value.pointer, keep: sparseActivations ? a.attnOut.keep.pointer : nil,
-                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnOut))
-            linearGrad(dInput: dY.pointer, dWeight: g(w.attnProj), dOut: dA.pointer, a.attnY.pointer, weight: w.attnProj,
-                       rows: rows, inFeatures: d, outFeatures: d, sparse: sw[1])
-            attentionBackward(dQKV: dQKV.pointer, dOut: dY.pointer, probs: a.probs.pointer, qkv: out(a.qkv), batch: batch,
-                              length: length, d: d, dHead: c.dHead, threads: threads, scratch: scratch.pointer)
-            siteBackward(dQKV.pointer, value: a.qkv.value.pointer, keep: sparseActivations ? a.qkv.keep.pointer : nil,
-                         rows: rows, width: 3 * d, nodeOffset: nodes.offset(layer: l, .q))
-            linearGrad(dInput: dA.pointer, dWeight: g(w.cAttn), dOut: dQKV.pointer, out(a.attnIn), weight: w.cAttn,
-                       rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
-            siteBackward(dA.pointer, value: a.attnIn.value.pointer, keep: sparseActivations ? a.attnIn.keep.pointer : nil,
-                         rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnIn))
-            rmsnormBackward(dX: dR, dGain: g(w.ln1), dOut: dA.pointer, residuals[l].pointer, rstd: a.rstd1.pointer, gain: P + w.ln1,
-                            rows: rows, d: d, threads: threads)
-        }
+        for l in stride(from: c.nLayer - 1, through: 0, by: -1) { blockBackward(l, rows: rows, gradients: G) }
         if let G {
             tokens.withUnsafeBufferPointer { t in
-                embeddingBackward(dWte: G + layout.wte, dWpe: G + layout.wpe, dOut: dR, tokens: t.baseAddress!,
-                                  batch: batch, length: length, d: d)
+                embeddingBackward(dWte: G + layout.wte, dWpe: G + layout.wpe, dOut: dR, tokens: t.baseAddress!, layout: sequences, d: d)
             }
         }
         if ablation != nil { nodeMaskGradient = nodeGradientSums.map { Float($0) } }
+    }
+
+    /// Backward of block `l` over all `rows` rows: from d loss / d residuals[l + 1] in dResid to
+    /// d loss / d residuals[l] in dResid; parameter gradients into `G` when given.
+    func blockBackward(_ l: Int, rows: Int, gradients G: FloatPointer?) {
+        let c = config, d = c.dModel
+        let P = parameters.pointer
+        func g(_ offset: Int) -> FloatPointer? { G.map { $0 + offset } }
+        let sparseActivations = keptCount(c.afrac, d) < d
+        let neuronTopK = keptCount(c.afrac, 4 * d) < 4 * d
+        let dR = dResid.pointer
+        let w = layout.layer(l), a = blocks[l]
+        func out(_ s: Site) -> FloatPointer { ablation == nil ? s.value.pointer : s.ablated!.pointer }
+        // MLP
+        let dOut = dA.pointer
+        dOut.update(from: dR, count: rows * d)
+        siteBackward(dOut, value: a.mlpOut.value.pointer, keep: sparseActivations ? a.mlpOut.keep.pointer : nil,
+                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
+        let sw = sparseWeights[l]
+        linearGrad(dInput: dWide.pointer, dWeight: g(w.mlpProj), dOut: dOut, out(a.mlpNeuron), weight: w.mlpProj,
+                   rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
+        siteBackward(dWide.pointer, value: a.mlpNeuron.value.pointer, keep: neuronTopK ? a.mlpNeuron.keep.pointer : nil,
+                     rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
+        geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d, threads: threads)
+        linearGrad(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: w.cFc,
+                   rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+        siteBackward(dA.pointer, value: a.mlpIn.value.pointer, keep: sparseActivations ? a.mlpIn.keep.pointer : nil,
+                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
+        rmsnormBackward(dX: dR, dGain: g(w.ln2), dOut: dA.pointer, a.residMid.pointer, rstd: a.rstd2.pointer, gain: P + w.ln2,
+                        rows: rows, d: d, threads: threads)
+        // attention
+        dA.pointer.update(from: dR, count: rows * d)
+        siteBackward(dA.pointer, value: a.attnOut.value.pointer, keep: sparseActivations ? a.attnOut.keep.pointer : nil,
+                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnOut))
+        linearGrad(dInput: dY.pointer, dWeight: g(w.attnProj), dOut: dA.pointer, a.attnY.pointer, weight: w.attnProj,
+                   rows: rows, inFeatures: d, outFeatures: d, sparse: sw[1])
+        attentionBackward(dQKV: dQKV.pointer, dOut: dY.pointer, probs: a.probs.pointer, qkv: out(a.qkv), layout: sequences,
+                          d: d, dHead: c.dHead, threads: threads, scratch: scratch.pointer)
+        siteBackward(dQKV.pointer, value: a.qkv.value.pointer, keep: sparseActivations ? a.qkv.keep.pointer : nil,
+                     rows: rows, width: 3 * d, nodeOffset: nodes.offset(layer: l, .q))
+        linearGrad(dInput: dA.pointer, dWeight: g(w.cAttn), dOut: dQKV.pointer, out(a.attnIn), weight: w.cAttn,
+                   rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
+        siteBackward(dA.pointer, value: a.attnIn.value.pointer, keep: sparseActivations ? a.attnIn.keep.pointer : nil,
+                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnIn))
+        rmsnormBackward(dX: dR, dGain: g(w.ln1), dOut: dA.pointer, residuals[l].pointer, rstd: a.rstd1.pointer, gain: P + w.ln1,
+                        rows: rows, d: d, threads: threads)
     }
 }

@@ -4,7 +4,11 @@ typealias Lanes = SIMD8<Float>
 
 @inline(__always)
 func expLanes(_ input: Lanes) -> Lanes {
-    let x = pointwiseMax(pointwiseMin(input, Lanes(repeating: 88.3)), Lanes(repeating: -87.3))
+    // clamp (pointwiseMin/Max are not inlined, and their call dominated GELU)
+    var x = input
+    let high = Lanes(repeating: 88.3), low = Lanes(repeating: -87.3)
+    x.replace(with: high, where: x .> high)
+    x.replace(with: low, where: x .< low)
     // n = round(x log2 e) by the 1.5 * 2^23 trick: integer lanes without a float-to-int conversion
     let magic = Lanes(repeating: 12_582_912)
     let shifted = x * 1.442_695_04 + magic
