@@ -27,6 +27,23 @@ public struct GridSection: Codable, Equatable {
     public var afrac: [Double]
     public var seed: [Int]
     public var task: [String]
+    /// Combinations left out of the product, e.g. a density below the floor at the narrowest width.
+    public var exclude: [GridExclusion]?
+
+    func excludes(_ point: ModelPoint) -> Bool { exclude?.contains { $0.matches(point) } ?? false }
+}
+
+/// Model points to leave out of a grid: every point that has all the given values.
+public struct GridExclusion: Codable, Equatable {
+    public var density: Double?
+    public var dModel: Int?
+    public var afrac: Double?
+    public var seed: Int?
+
+    func matches(_ point: ModelPoint) -> Bool {
+        (density.map { abs($0 - point.density) < 1e-12 } ?? true) && (dModel.map { $0 == point.dModel } ?? true)
+            && (afrac.map { abs($0 - point.afrac) < 1e-12 } ?? true) && (seed.map { $0 == point.seed } ?? true)
+    }
 }
 
 /// Data for the prepare shard: corpus, tokenizer and task pairs (SPEC section 1).
@@ -209,12 +226,24 @@ public struct SweepSpec: Codable, Equatable {
     }
 
     private static func grid(_ grid: YAMLSection) throws -> GridSection {
-        let result = GridSection(
+        var result = GridSection(
             density: try grid.doubles("density", above: 0, atMost: 1, required: true)!,
             dModel: try grid.ints("d_model", min: 16, required: true)!,
             afrac: try grid.doubles("afrac", above: 0, atMost: 1) ?? [0.25],
             seed: try grid.ints("seed", min: 0) ?? [0],
             task: try grid.strings("task", required: true)!)
+        if let entries = try grid.sections("exclude") {
+            result.exclude = try entries.map { entry in
+                let exclusion = GridExclusion(density: try entry.double("density"), dModel: try entry.int("d_model", min: 1),
+                                              afrac: try entry.double("afrac"), seed: try entry.int("seed", min: 0))
+                try entry.rejectUnknownKeys()
+                guard exclusion != GridExclusion() else {
+                    throw SweepFileError(file: entry.file, line: entry.line, key: entry.path,
+                                         message: "give at least one of density, d_model, afrac, seed")
+                }
+                return exclusion
+            }
+        }
         for (index, task) in result.task.enumerated() where !knownTasks.contains(task) {
             throw grid.error("task", "unknown task '\(task)' (known: \(knownTasks.joined(separator: ", ")))",
                              line: grid.itemLine("task", index))
@@ -229,15 +258,22 @@ public struct SweepSpec: Codable, Equatable {
         for width in self.grid.dModel where width % model.dHead != 0 {
             throw grid.error("d_model", "\(width) is not a multiple of d_head \(model.dHead)")
         }
-        for density in self.grid.density {
-            for width in self.grid.dModel where density * Double(width) < 16 - 1e-9 {
-                throw grid.error("density", "density \(density) with d_model \(width) is below the floor density · d_model ≥ 16")
-            }
+        let all = productPoints
+        for (index, exclusion) in (self.grid.exclude ?? []).enumerated() where !all.contains(where: exclusion.matches) {
+            throw grid.error("exclude", "entry \(index + 1) matches no point of the grid", line: grid.itemLine("exclude", index))
         }
+        for point in all where !self.grid.excludes(point) && point.density * Double(point.dModel) < 16 - 1e-9 {
+            throw grid.error("density", "density \(point.density) with d_model \(point.dModel) is below the floor density · d_model ≥ 16"
+                             + " (leave it out with grid.exclude)")
+        }
+        if modelPoints.isEmpty { throw grid.error("exclude", "leaves no model to train") }
     }
 
+    /// The grid's models: the product of its lists, less `exclude`.
+    public var modelPoints: [ModelPoint] { productPoints.filter { !grid.excludes($0) } }
+
     /// The shard names must stay stable, so the grid values are formatted once here.
-    public var modelPoints: [ModelPoint] {
+    private var productPoints: [ModelPoint] {
         var points: [ModelPoint] = []
         for density in grid.density {
             for width in grid.dModel {
@@ -295,6 +331,15 @@ final class YAMLSection {
     func error(_ key: String, _ message: String, line: Int? = nil) -> SweepFileError {
         SweepFileError(file: file, line: line ?? entries.first { $0.key == key }?.keyLine ?? self.line,
                        key: qualified(key, path), message: message)
+    }
+
+    /// A list of mappings under `key`, each read as a section of its own.
+    func sections(_ key: String) throws -> [YAMLSection]? {
+        guard let node = value(key) else { return nil }
+        guard let sequence = node.sequence, !sequence.isEmpty else { throw error(key, "expected a nonempty list of mappings") }
+        return try sequence.enumerated().map { index, item in
+            try YAMLSection(item, file: file, path: "\(qualified(key, path))[\(index + 1)]", line: item.mark?.line)
+        }
     }
 
     func itemLine(_ key: String, _ index: Int) -> Int? {

@@ -79,6 +79,20 @@ final class SweepFileTests: XCTestCase {
         }
     }
 
+    func testExcludeLeavesPointsOutOfTheGrid() throws {
+        let spec = try SweepSpec.parse("""
+            grid:
+              density: [1.0, 0.25, 0.125]
+              d_model: [64, 128]
+              task: [var_swap]
+              exclude:
+                - {density: 0.125, d_model: 64}
+                - {density: 0.25, d_model: 128}
+            """, file: "t.yaml")
+        XCTAssertEqual(spec.modelPoints.map(\.name), ["d1-w64-a0.25-s0", "d1-w128-a0.25-s0", "d0.25-w64-a0.25-s0", "d0.125-w128-a0.25-s0"])
+        XCTAssertEqual(plan(spec).count, 1 + 4 + 4)
+    }
+
     func testBadFilesAreRejectedWithFileLineAndKey() {
         let grid = "grid:\n  density: [0.5]\n  d_model: [64]\n  task: [var_swap]\n"
         assertRejected(grid + "trian:\n  steps: 3\n", line: 5, key: "trian", containing: "unknown key")
@@ -97,6 +111,13 @@ final class SweepFileTests: XCTestCase {
         assertRejected(grid + "timeouts:\n  heartbeat_seconds: 2\n  worker_dead_seconds: 1\n", line: 7,
                        key: "timeouts.worker_dead_seconds", containing: "longer")
         assertRejected(grid + "prune:\n  bisection: middle\n", line: 6, key: "prune.bisection", containing: "trained_mask or all_nodes")
+        let floor = "grid:\n  density: [0.25, 0.125]\n  d_model: [64, 128]\n  task: [var_swap]\n"
+        assertRejected(floor, line: 2, key: "grid.density", containing: "grid.exclude")
+        assertRejected(floor + "  exclude:\n    - {density: 0.5}\n", line: 6, key: "grid.exclude", containing: "matches no point")
+        assertRejected(floor + "  exclude:\n    - {d_model: 64, width: 3}\n", line: 6, key: "grid.exclude[1].width", containing: "unknown key")
+        assertRejected(floor + "  exclude:\n    - {}\n", line: 6, key: "grid.exclude[1]", containing: "at least one")
+        assertRejected(floor + "  exclude:\n    - {density: 0.125}\n    - {density: 0.25}\n", line: 5, key: "grid.exclude",
+                       containing: "no model")
         assertRejected("grid: [1, 2\n", line: 2, key: "", containing: "not valid YAML")
         assertRejected("name: [x]\n" + grid, line: 1, key: "name", containing: "expected a string")
     }
