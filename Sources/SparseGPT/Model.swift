@@ -212,7 +212,7 @@ public final class GPT {
         let k = keptCount(config.afrac, segment)
         if k < segment {
             absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
-                           scratch: selection, threads: threads)
+                           scratch: selection, threads: threads, interleave: width / segment)
         }
         guard let ablation else { return site.value.pointer }
         if site.ablated == nil || site.ablated!.count < site.value.count { site.ablated = FloatBuffer(count: site.value.count) }
