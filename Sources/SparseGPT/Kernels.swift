@@ -179,15 +179,23 @@ func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafeP
 // MARK: - AbsTopK along rows of length n: keep the k largest |x|, zero the rest
 
 /// In place on `x` (rows x n); records the kept entries in `keep`. One scratch per part of the rows.
+/// Rows r and r + `interleave` come from the same site (e.g. interleave 3 for the q, k, v segments of
+/// a qkv row): each row's selection starts from the threshold of the last row of its kind.
 func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: Int, n: Int, k: Int,
-                    scratch: [SelectionScratch], threads: Int) {
+                    scratch: [SelectionScratch], threads: Int, interleave: Int = 1) {
     let parts = max(1, min(scratch.count, rows))
     parallelFor(parts, threads: threads) { part in
         let s = scratch[part]
+        var hints = (UInt32(0x3f00_0000), UInt32(0x3f00_0000), UInt32(0x3f00_0000), UInt32(0x3f00_0000))
         for r in chunkRange(rows, parts: parts, part) {
             let row = x + r * n, kr = keep + r * n
             for i in 0..<n { s.keys[i] = magnitudeKey(row[i]) }
-            selectTopKeysByPrefix(s.keys, n, k, keep: kr)
+            switch interleave <= 4 ? r % interleave : 0 {
+            case 1: selectTopKeysNear(s.keys, n, k, keep: kr, hint: &hints.1)
+            case 2: selectTopKeysNear(s.keys, n, k, keep: kr, hint: &hints.2)
+            case 3: selectTopKeysNear(s.keys, n, k, keep: kr, hint: &hints.3)
+            default: selectTopKeysNear(s.keys, n, k, keep: kr, hint: &hints.0)
+            }
             for i in 0..<n { row[i] = Float(bitPattern: row[i].bitPattern & (0 &- UInt32(kr[i]))) }   // branch-free zeroing
         }
     }

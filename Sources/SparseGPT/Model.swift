@@ -35,6 +35,9 @@ final class BlockActivations {
 /// `crossEntropy(targets:)` gives the mean next-token loss and its dLogits;
 /// `backward(dLogits:parameterGradients:)` fills `gradients` (when asked: pruning skips them) and,
 /// when the forward had an ablation, `nodeMaskGradient` (d loss / d mask per node, summed over rows).
+/// For the task loss of pruning, `answerTaskLoss(tokens:lengths:candidates:ablation:maskGradient:)`
+/// gives the same loss and node mask gradient as forward + `taskLoss` + backward while computing only
+/// what the loss at each prompt's last position depends on.
 /// Results are deterministic for a fixed thread count.
 public final class GPT {
     public let config: ModelConfig
@@ -209,7 +212,7 @@ public final class GPT {
         let k = keptCount(config.afrac, segment)
         if k < segment {
             absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
-                           scratch: selection, threads: threads)
+                           scratch: selection, threads: threads, interleave: width / segment)
         }
         guard let ablation else { return site.value.pointer }
         if site.ablated == nil || site.ablated!.count < site.value.count { site.ablated = FloatBuffer(count: site.value.count) }

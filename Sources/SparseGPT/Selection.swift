@@ -137,6 +137,83 @@ func selectTopKeysByPrefix(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, ke
     }
 }
 
+/// Same selection as `selectTopKeys` (keys below 2^31, as magnitude keys are) by counting passes
+/// around a guess: `hint` (the threshold of a similar row, e.g. the previous row of the same site)
+/// is tried first; if it does not split off exactly k keys, the bracket around the k-th largest key
+/// is found by doubling steps from it and then halved until a probe has exactly k keys at least it
+/// or the bracket is one key wide (the k-th largest, ties to the lower indices). Each pass is a
+/// branch-free count the compiler vectorizes; with a good hint a row takes a few passes. `hint` is
+/// updated to this row's threshold. The result does not depend on the hint.
+@inline(__always)
+func selectTopKeysNear(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: UnsafeMutablePointer<UInt8>,
+                       hint: inout UInt32) {
+    if k >= n || k <= 0 {
+        keep.update(repeating: k <= 0 ? 0 : 1, count: n)
+        return
+    }
+    // For keys below 2^31 and any c <= 2^31: key >= c exactly when (c - 1) - key, wrapped, has its top
+    // bit set: plain arithmetic, so the counting loop vectorizes without branches.
+    @inline(__always) func atLeast(_ key: UInt32, _ c: UInt32) -> UInt32 { ((c &- 1) &- key) >> 31 }
+    @inline(__always) func countAtLeast(_ c: UInt32) -> Int {
+        var count: UInt32 = 0
+        for i in 0..<n { count &+= atLeast(keys[i], c) }
+        return Int(count)
+    }
+    @inline(__always) func keepAtLeast(_ c: UInt32) {
+        for i in 0..<n { keep[i] = UInt8(truncatingIfNeeded: atLeast(keys[i], c)) }
+        hint = c
+    }
+    let top: UInt32 = 1 << 31                   // count(keys >= top) = 0 < k; count(keys >= 0) = n > k
+    // bracket: count(keys >= lo) > k > count(keys >= hi)
+    var lo: UInt32 = 0, hi: UInt32 = top, countHi = 0
+    let first = min(max(hint, 1), top - 1)
+    let count = countAtLeast(first)
+    if count == k { keepAtLeast(first); return }
+    var step: UInt32 = 1 << 20                  // about 1/8 of a binade
+    if count > k {
+        lo = first
+        while true {
+            let probe = lo < top - step ? lo + step : top
+            if probe == top { break }
+            let c = countAtLeast(probe)
+            if c == k { keepAtLeast(probe); return }
+            if c < k { hi = probe; countHi = c; break }
+            lo = probe
+            step = step < 1 << 29 ? step << 1 : step
+        }
+    } else {
+        hi = first
+        countHi = count
+        while true {
+            guard hi > step else { break }
+            let probe = hi - step
+            let c = countAtLeast(probe)
+            if c == k { keepAtLeast(probe); return }
+            if c > k { lo = probe; break }
+            hi = probe
+            countHi = c
+            step = step < 1 << 29 ? step << 1 : step
+        }
+    }
+    while hi - lo > 1 {
+        let probe = lo + (hi - lo) / 2
+        let c = countAtLeast(probe)
+        if c == k { keepAtLeast(probe); return }
+        if c > k { lo = probe } else { hi = probe; countHi = c }
+    }
+    // lo is the k-th largest key, with surplus ties: the first k - countHi of them are kept
+    hint = lo
+    let ties = k - countHi
+    var seen = 0
+    for i in 0..<n {
+        let key = keys[i]
+        let isTie = key == lo ? 1 : 0
+        let take = key > lo || (isTie == 1 && seen < ties)
+        seen &+= isTie
+        keep[i] = take ? 1 : 0
+    }
+}
+
 /// Marks the k largest of the non-negative `scores[0..<n]` (stride `stride`), ties to the lower index.
 func selectTopK(_ scores: UnsafePointer<Float>, stride: Int = 1, _ n: Int, _ k: Int,
                 keep: UnsafeMutablePointer<UInt8>, keepStride: Int = 1, scratch: SelectionScratch) {

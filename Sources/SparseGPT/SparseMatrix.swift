@@ -1,6 +1,6 @@
 /// A weight matrix (rows x cols, row-major) in compressed form, both by rows (CSR) and by columns
-/// (CSC), for products that skip zero weights and zero activations. Rebuilt from the dense weights
-/// before each forward, so it always matches them.
+/// (CSC), for products that skip zero weights and zero activations. Rebuilt at a forward whenever the
+/// dense weights differ (bitwise) from those it was built from, so it always matches them.
 final class SparseMatrix {
     let rows: Int
     let cols: Int

@@ -229,14 +229,15 @@ final class TaskPathTests: XCTestCase {
     }
 }
 
-/// The AbsTopK selection by prefix against the radix selection (the reference's tie rule).
+/// The AbsTopK selections by prefix and from a hint against the radix selection (the reference's tie rule).
 final class PrefixSelectionTests: XCTestCase {
-    func testPrefixSelectionMatchesRadixSelection() {
+    func testPrefixAndHintedSelectionsMatchRadixSelection() {
         var rng = RandomGenerator(seed: 99)
         let scratch = SelectionScratch(capacity: 300)
         let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: 300)
         defer { keys.deallocate() }
         var expected = [UInt8](repeating: 0, count: 300), actual = expected
+        var hint: UInt32 = 0x3f00_0000
         for trial in 0..<4000 {
             let n = 1 + rng.below(trial < 2000 ? 70 : 300)
             let k = rng.below(n + 2)
@@ -255,6 +256,13 @@ final class PrefixSelectionTests: XCTestCase {
             selectTopKeys(keys, n, k, keep: &expected, histogram: scratch.histogram, buffer: scratch.buffer)
             selectTopKeysByPrefix(keys, n, k, keep: &actual)
             XCTAssertEqual(actual[0..<n], expected[0..<n], "trial \(trial): n \(n), k \(k)")
+            for h in [hint, 0, 1, UInt32(rng.below(1 << 31)), 0x7fff_ffff, 1 << 31, UInt32.max] {
+                var guess = h
+                actual = [UInt8](repeating: 2, count: 300)
+                selectTopKeysNear(keys, n, k, keep: &actual, hint: &guess)
+                XCTAssertEqual(actual[0..<n], expected[0..<n], "trial \(trial): n \(n), k \(k), hint \(h)")
+            }
+            selectTopKeysNear(keys, n, k, keep: &actual, hint: &hint)
             XCTAssertEqual(actual[0..<n].reduce(0) { $0 + Int($1) }, min(max(k, 0), n))
         }
     }
