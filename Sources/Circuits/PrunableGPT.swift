@@ -8,12 +8,19 @@ import SparseGPT
 /// padding through the engine's task path (`GPT.answerTaskLoss`: only what the loss at each prompt's
 /// last position depends on); the loss and mask gradient are the prompt-weighted means over chunks
 /// (identical to one big batch).
+///
+/// With `replicas` (more copies of the same model, one per extra thread), the chunks of one
+/// evaluation run in parallel, longest first, and their results are summed in chunk order: the
+/// loss and gradient do not depend on the number of copies, and every core stays busy however
+/// many λ runs a frontier has.
 public final class PrunableGPT: AblatableModel {
     public let model: GPT
+    public let replicas: [GPT]
     public var chunkPrompts: Int
 
-    public init(model: GPT, chunkPrompts: Int = 64) {
+    public init(model: GPT, replicas: [GPT] = [], chunkPrompts: Int = 16) {
         self.model = model
+        self.replicas = replicas
         self.chunkPrompts = max(1, chunkPrompts)
     }
 
@@ -52,21 +59,44 @@ public final class PrunableGPT: AblatableModel {
         }
         let ablation = NodeAblation(mask: masks, mean: means)
         let order = pairs.lengths.indices.sorted { (pairs.lengths[$0], $0) < (pairs.lengths[$1], $1) }
-        var loss: Double = 0
-        var gradient = maskGradient ? [Double](repeating: 0, count: n) : []
-        var start = 0
-        while start < order.count {
-            let rows = Array(order[start..<min(start + chunkPrompts, order.count)])
-            start += rows.count
+        let chunks = stride(from: 0, to: order.count, by: chunkPrompts).map { Array(order[$0..<min($0 + chunkPrompts, order.count)]) }
+        func evaluate(_ rows: [Int], on engine: GPT) throws -> (loss: Float, maskGradient: [Float]?) {
             var tokens: [Int32] = []
             tokens.reserveCapacity(rows.reduce(0) { $0 + Int(pairs.lengths[$1]) })
             for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + Int(pairs.lengths[r]))] }
-            let result = try model.answerTaskLoss(tokens: tokens, lengths: rows.map { pairs.lengths[$0] },
-                                                  candidates: rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) },
-                                                  ablation: ablation, maskGradient: maskGradient)
+            return try engine.answerTaskLoss(tokens: tokens, lengths: rows.map { pairs.lengths[$0] },
+                                             candidates: rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) },
+                                             ablation: ablation, maskGradient: maskGradient)
+        }
+        var results = [Result<(loss: Float, maskGradient: [Float]?), Error>?](repeating: nil, count: chunks.count)
+        let engines = [model] + replicas
+        if engines.count == 1 || chunks.count == 1 {
+            for (i, rows) in chunks.enumerated() { results[i] = Result { try evaluate(rows, on: model) } }
+        } else {
+            // Longest chunks first, each taken by the next free engine.
+            let lock = NSLock()
+            var next = chunks.count
+            DispatchQueue.concurrentPerform(iterations: min(engines.count, chunks.count)) { worker in
+                while true {
+                    lock.lock()
+                    next -= 1
+                    let i = next
+                    lock.unlock()
+                    guard i >= 0 else { return }
+                    let outcome = Result { try evaluate(chunks[i], on: engines[worker]) }
+                    lock.lock()
+                    results[i] = outcome
+                    lock.unlock()
+                }
+            }
+        }
+        var loss: Double = 0
+        var gradient = maskGradient ? [Double](repeating: 0, count: n) : []
+        for (rows, result) in zip(chunks, results) {
+            let chunk = try result!.get()
             let weight = Double(rows.count) / Double(pairs.count)
-            loss += Double(result.loss) * weight
-            if let chunkGradient = result.maskGradient {
+            loss += Double(chunk.loss) * weight
+            if let chunkGradient = chunk.maskGradient {
                 for i in 0..<n { gradient[i] += Double(chunkGradient[i]) * weight }
             }
         }

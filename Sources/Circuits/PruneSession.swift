@@ -6,23 +6,24 @@ import SparseGPT
 public final class PruneSession {
     public let modelPath: String
     public let checkpoint: Checkpoint
-    /// One copy of the model per worker; λ runs of a frontier are spread over them.
-    public let workers: [PrunableGPT]
+    /// The model, with one single-threaded engine per worker: every task-loss evaluation spreads
+    /// its prompt chunks over them.
+    public let model: PrunableGPT
     public let weights: CircuitWeights
     public private(set) var means: [Float]?
 
-    /// Loads the checkpoint at `modelPath` with `workers` single-threaded copies of the model.
+    /// Loads the checkpoint at `modelPath` with `workers` single-threaded engines of the model.
     public init(modelPath: String, workers: Int = 1) throws {
         self.modelPath = modelPath
         let loaded = try Checkpoint.load(from: modelPath)
         checkpoint = loaded
-        // Small matrices gain little from threaded BLAS; parallel λ runs use the cores instead.
-        let models = try (0..<max(1, workers)).map { _ in PrunableGPT(model: try loaded.makeModel(threads: 1)) }
-        self.workers = models
-        weights = try models[0].circuitWeights()
+        // Small matrices gain little from threaded BLAS; the cores run prompt chunks instead.
+        model = PrunableGPT(model: try loaded.makeModel(threads: 1),
+                            replicas: try (1..<max(1, workers)).map { _ in try loaded.makeModel(threads: 1) })
+        weights = try model.circuitWeights()
     }
 
-    public var layout: NodeLayout { workers[0].nodeLayout }
+    public var layout: NodeLayout { model.nodeLayout }
     public var config: ModelConfig { checkpoint.model }
 
     /// Node means over `windows` evenly spaced windows of `context` tokens of a held-out token
@@ -44,7 +45,7 @@ public final class PruneSession {
             means = cached.means
             return cached.means
         }
-        let fresh = try workers[0].nodeMeans(sequences: sequences, count: count, length: length)
+        let fresh = try model.nodeMeans(sequences: sequences, count: count, length: length)
         if let cachePath {
             try NodeMeansFile(means: fresh, fingerprint: fingerprint, sequences: count, length: length).write(cachePath)
         }
@@ -64,7 +65,7 @@ public final class PruneSession {
     public func frontier(_ data: TaskData, settings: FrontierSettings = FrontierSettings(),
                          onStep: ((Float, MaskTrainingStep) -> Void)? = nil) throws -> Frontier {
         guard let means else { throw CircuitError.model("node means are not computed yet for \(modelPath)") }
-        return try pruneFrontier(models: workers, weights: weights, means: means, data: data, settings: settings, onStep: onStep)
+        return try pruneFrontier(models: [model], weights: weights, means: means, data: data, settings: settings, onStep: onStep)
     }
 
     /// FNV-1a over the bits of the weights and the mean tokens: identifies what the means were computed from.

@@ -30,7 +30,7 @@ struct TasksEval: ParsableCommand {
         if let val {
             let windows = try TokenWindows(tokens: readTokenFile(val), length: config.context, vocab: config.vocab, name: val)
             let count = max(1, min(valWindows, windows.tokens.count / (config.context + 1)))
-            let loss = try heldOutLoss(model: session.workers[0].model, windows: windows.evenlySpacedWindows(count: count),
+            let loss = try heldOutLoss(model: session.model.model, windows: windows.evenlySpacedWindows(count: count),
                                        count: count, length: config.context)
             fields.append("\"heldout_loss\": \(String(format: "%.4f", loss))")
             if !json { print(String(format: "held-out loss %.4f", loss)) }
@@ -43,7 +43,7 @@ struct TasksEval: ParsableCommand {
                                           maxLength: config.context).test
             let pairs = try Circuits.TaskPairs(width: test.width, prompts: test.prompts, lengths: test.lengths,
                                                candidates: test.candidates)
-            let loss = try session.workers[0].taskLoss(pairs, masks: ones, means: zeros, maskGradient: false).loss
+            let loss = try session.model.taskLoss(pairs, masks: ones, means: zeros, maskGradient: false).loss
             fields.append("\"\(task.name)\": \(String(format: "%.4f", loss))")
             if !json { print("\(task.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%.4f", loss))") }
         }

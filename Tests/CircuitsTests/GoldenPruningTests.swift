@@ -75,4 +75,24 @@ final class GoldenPruningTests: XCTestCase {
         assertClose([chunked.loss], [whole.loss], rtol: 1e-5, atol: 1e-7, "loss")
         assertClose(chunked.maskGradient!, whole.maskGradient!, rtol: 1e-4, atol: 1e-7, "mask gradient")
     }
+
+    func testReplicasGiveBitwiseTheSameLossAndGradient() throws {
+        let pairs = try golden.pairs
+        let means = golden.floats["means"]!
+        var masks = [Float](repeating: 1, count: 736)
+        for i in stride(from: 1, to: 736, by: 4) { masks[i] = 0 }
+        model.chunkPrompts = 3
+        let alone = try model.taskLoss(pairs, masks: masks, means: means, maskGradient: true)
+        let config = model.model.config
+        let parameters = ParameterLayout(config).tensors.flatMap { golden.floats["model." + $0.name]! }
+        let replicated = PrunableGPT(model: try GPT(config: config, parameters: parameters, threads: 1),
+                                     replicas: try (0..<2).map { _ in try GPT(config: config, parameters: parameters, threads: 1) },
+                                     chunkPrompts: 3)
+        for _ in 0..<3 {
+            let shared = try replicated.taskLoss(pairs, masks: masks, means: means, maskGradient: true)
+            XCTAssertEqual(shared.loss, alone.loss)
+            XCTAssertEqual(shared.maskGradient, alone.maskGradient)
+            XCTAssertEqual(try replicated.taskLoss(pairs, masks: masks, means: means, maskGradient: false).loss, alone.loss)
+        }
+    }
 }
