@@ -92,51 +92,6 @@ func selectTopKeys(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: Unsa
     }
 }
 
-/// Same selection as `selectTopKeys` (keys below 2^31, as magnitude keys are) for the short rows of
-/// AbsTopK: the k-th largest key is built bit by bit, most significant first, each bit decided by
-/// counting the keys at least the candidate prefix (a branch-free loop the compiler vectorizes),
-/// stopping as soon as exactly k keys are at least the prefix. No histogram to clear, at most 31
-/// passes over n keys; ties at the k-th key go to the lower indices.
-@inline(__always)
-func selectTopKeysByPrefix(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: UnsafeMutablePointer<UInt8>) {
-    if k >= n || k <= 0 {
-        keep.update(repeating: k <= 0 ? 0 : 1, count: n)
-        return
-    }
-    // For keys and c in [0, 2^31) with c >= 1: key >= c exactly when (c - 1) - key is negative, i.e. its
-    // top bit: plain arithmetic, so the counting loop vectorizes without branches.
-    @inline(__always) func atLeast(_ key: UInt32, _ c: UInt32) -> UInt32 { ((c &- 1) &- key) >> 31 }
-    @inline(__always) func countAtLeast(_ c: UInt32) -> Int {
-        var count: UInt32 = 0
-        for i in 0..<n { count &+= atLeast(keys[i], c) }
-        return Int(count)
-    }
-    var prefix: UInt32 = 0
-    var bit: UInt32 = 1 << 30
-    while bit != 0 {
-        let candidate = prefix | bit
-        let count = countAtLeast(candidate)
-        if count >= k {
-            prefix = candidate
-            if count == k {                         // keys >= prefix are exactly the k largest
-                for i in 0..<n { keep[i] = UInt8(truncatingIfNeeded: atLeast(keys[i], prefix)) }
-                return
-            }
-        }
-        bit >>= 1
-    }
-    // prefix is the k-th largest key, with surplus ties: the first k - (keys above it) ties are kept
-    let ties = k - (prefix >= 0x7fff_ffff ? 0 : countAtLeast(prefix + 1))
-    var seen = 0
-    for i in 0..<n {
-        let key = keys[i]
-        let isTie = key == prefix ? 1 : 0
-        let take = key > prefix || (isTie == 1 && seen < ties)
-        seen &+= isTie
-        keep[i] = take ? 1 : 0
-    }
-}
-
 /// Same selection as `selectTopKeys` (keys below 2^31, as magnitude keys are) by counting passes
 /// around a guess: `hint` (the threshold of a similar row, e.g. the previous row of the same site)
 /// is tried first; if it does not split off exactly k keys, the bracket around the k-th largest key
