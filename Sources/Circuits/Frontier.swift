@@ -102,21 +102,19 @@ public struct Frontier: Sendable {
 
 /// Runs a whole frontier: trains τ for every λ on the train pairs, then bisects every target on
 /// the test pairs. Loss evaluations at the same k for the same τ are shared between targets.
-/// The λ runs are independent; with several `models` (copies of one model, each used by one
-/// thread at a time) they run in parallel, and `onStep` may then be called from several threads at
-/// once. Results do not depend on the number of models.
-public func pruneFrontier(models: [AblatableModel], weights: CircuitWeights, means: [Float], data: TaskData,
+/// The λ runs go one after another; a model with replicas (`PrunableGPT`) spreads each evaluation
+/// over the cores.
+public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means: [Float], data: TaskData,
                           settings: FrontierSettings = FrontierSettings(),
                           onStep: ((Float, MaskTrainingStep) -> Void)? = nil) throws -> Frontier {
     try settings.validate()
-    guard let first = models.first else { throw CircuitError.invalidSettings("a frontier needs at least one model") }
     let start = Date()
-    let n = first.nodeLayout.count
+    let n = model.nodeLayout.count
     let test = data.test.trimmed()
     let candidates = data.test.candidateTokens
-    let fullLoss = try first.taskLoss(test, masks: [Float](repeating: 1, count: n), means: means, maskGradient: false).loss
+    let fullLoss = try model.taskLoss(test, masks: [Float](repeating: 1, count: n), means: means, maskGradient: false).loss
 
-    func run(_ lambda: Float, on model: AblatableModel) throws -> Frontier.Run {
+    func run(_ lambda: Float) throws -> Frontier.Run {
         let runStart = Date()
         var lastLoss = Float.nan
         let tau = try trainMaskLogits(model: model, means: means, pairs: data.train, lambda: lambda,
@@ -145,27 +143,7 @@ public func pruneFrontier(models: [AblatableModel], weights: CircuitWeights, mea
                             seconds: Date().timeIntervalSince(runStart))
     }
 
-    var results = [Result<Frontier.Run, Error>?](repeating: nil, count: settings.lambdas.count)
-    if models.count == 1 {
-        for (i, lambda) in settings.lambdas.enumerated() { results[i] = Result { try run(lambda, on: first) } }
-    } else {
-        let lock = NSLock()
-        var next = 0
-        DispatchQueue.concurrentPerform(iterations: min(models.count, settings.lambdas.count)) { worker in
-            while true {
-                lock.lock()
-                let i = next
-                next += 1
-                lock.unlock()
-                guard i < settings.lambdas.count else { return }
-                let outcome = Result { try run(settings.lambdas[i], on: models[worker]) }
-                lock.lock()
-                results[i] = outcome
-                lock.unlock()
-            }
-        }
-    }
-    let runs = try results.map { try $0!.get() }
+    let runs = try settings.lambdas.map(run)
 
     let points = settings.targets.map { target in
         let reached = runs.compactMap { $0.circuits[target] }
@@ -174,11 +152,4 @@ public func pruneFrontier(models: [AblatableModel], weights: CircuitWeights, mea
     }
     return Frontier(task: data.task, fullLoss: fullLoss, points: points, runs: runs,
                     seconds: Date().timeIntervalSince(start))
-}
-
-/// `pruneFrontier(models:...)` with one model.
-public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means: [Float], data: TaskData,
-                          settings: FrontierSettings = FrontierSettings(),
-                          onStep: ((Float, MaskTrainingStep) -> Void)? = nil) throws -> Frontier {
-    try pruneFrontier(models: [model], weights: weights, means: means, data: data, settings: settings, onStep: onStep)
 }

@@ -65,7 +65,7 @@ public final class PruneSession {
     public func frontier(_ data: TaskData, settings: FrontierSettings = FrontierSettings(),
                          onStep: ((Float, MaskTrainingStep) -> Void)? = nil) throws -> Frontier {
         guard let means else { throw CircuitError.model("node means are not computed yet for \(modelPath)") }
-        return try pruneFrontier(models: [model], weights: weights, means: means, data: data, settings: settings, onStep: onStep)
+        return try pruneFrontier(model: model, weights: weights, means: means, data: data, settings: settings, onStep: onStep)
     }
 
     /// FNV-1a over the bits of the weights and the mean tokens: identifies what the means were computed from.
