@@ -13,19 +13,30 @@ final class Site {
     }
 }
 
+/// Activations of a block's MLP half over some rows: norm, its three node sites, GELU.
+final class MLPActivations {
+    let rstd2, fcPre, geluTanh: FloatBuffer
+    let mlpIn, mlpNeuron, mlpOut: Site
+
+    init(rows: Int, d: Int) {
+        rstd2 = FloatBuffer(count: rows); fcPre = FloatBuffer(count: rows * 4 * d); geluTanh = FloatBuffer(count: rows * 4 * d)
+        mlpIn = Site(count: rows * d); mlpNeuron = Site(count: rows * 4 * d); mlpOut = Site(count: rows * d)
+    }
+}
+
 /// Activations of one transformer block for a (batch, length) shape.
 final class BlockActivations {
-    let rstd1, rstd2: FloatBuffer
-    let attnIn, qkv, attnOut, mlpIn, mlpNeuron, mlpOut: Site
-    let attnY, probs, residMid, fcPre, geluTanh: FloatBuffer
+    let rstd1: FloatBuffer
+    let attnIn, qkv, attnOut: Site
+    let attnY, probs, residMid: FloatBuffer
+    let mlp: MLPActivations
 
     init(rows: Int, probsCount: Int, d: Int) {
-        rstd1 = FloatBuffer(count: rows); rstd2 = FloatBuffer(count: rows)
+        rstd1 = FloatBuffer(count: rows)
         attnIn = Site(count: rows * d); qkv = Site(count: rows * 3 * d); attnOut = Site(count: rows * d)
-        mlpIn = Site(count: rows * d); mlpNeuron = Site(count: rows * 4 * d); mlpOut = Site(count: rows * d)
         attnY = FloatBuffer(count: rows * d); probs = FloatBuffer(count: probsCount)
-        residMid = FloatBuffer(count: rows * d); fcPre = FloatBuffer(count: rows * 4 * d)
-        geluTanh = FloatBuffer(count: rows * 4 * d)
+        residMid = FloatBuffer(count: rows * d)
+        mlp = MLPActivations(rows: rows, d: d)
     }
 }
 
@@ -342,14 +353,20 @@ public final class GPT {
         let ao = finish(a.attnOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnOut))
         let x2 = a.residMid.pointer
         for i in 0..<rows * d { x2[i] = x[i] + ao[i] }
-        rmsnormForward(a.mlpIn.value.pointer, rstd: a.rstd2.pointer, x2, gain: P + w.ln2, rows: rows, d: d, threads: threads)
-        let h2 = finish(a.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
-        linear(a.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
-        geluForward(a.mlpNeuron.value.pointer, tanhOut: a.geluTanh.pointer, a.fcPre.pointer, count: rows * 4 * d, threads: threads)
-        let hn = finish(a.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-        linear(a.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
-        let mo = finish(a.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
-        let out = residuals[l + 1].pointer
+        mlpForward(a.mlp, layer: l, x2, into: residuals[l + 1].pointer, rows: rows)
+    }
+
+    /// The MLP half of block `l` over `rows` rows: out = x2 + mlp_out(gelu(c_fc(rmsnorm(x2)))), each
+    /// node site through AbsTopK and the ablation.
+    func mlpForward(_ m: MLPActivations, layer l: Int, _ x2: UnsafePointer<Float>, into out: FloatPointer, rows: Int) {
+        let d = config.dModel, w = layout.layer(l), sw = sparseWeights[l]
+        rmsnormForward(m.mlpIn.value.pointer, rstd: m.rstd2.pointer, x2, gain: parameters.pointer + w.ln2, rows: rows, d: d, threads: threads)
+        let h2 = finish(m.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
+        linear(m.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+        geluForward(m.mlpNeuron.value.pointer, tanhOut: m.geluTanh.pointer, m.fcPre.pointer, count: rows * 4 * d, threads: threads)
+        let hn = finish(m.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
+        linear(m.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
+        let mo = finish(m.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
         for i in 0..<rows * d { out[i] = x2[i] + mo[i] }
     }
 
@@ -395,9 +412,9 @@ public final class GPT {
             add(a.attnIn.value.pointer, width: d, offset: nodes.offset(layer: l, .attnIn))
             add(a.qkv.value.pointer, width: 3 * d, offset: nodes.offset(layer: l, .q))
             add(a.attnOut.value.pointer, width: d, offset: nodes.offset(layer: l, .attnOut))
-            add(a.mlpIn.value.pointer, width: d, offset: nodes.offset(layer: l, .mlpIn))
-            add(a.mlpNeuron.value.pointer, width: 4 * d, offset: nodes.offset(layer: l, .mlpNeuron))
-            add(a.mlpOut.value.pointer, width: d, offset: nodes.offset(layer: l, .mlpOut))
+            add(a.mlp.mlpIn.value.pointer, width: d, offset: nodes.offset(layer: l, .mlpIn))
+            add(a.mlp.mlpNeuron.value.pointer, width: 4 * d, offset: nodes.offset(layer: l, .mlpNeuron))
+            add(a.mlp.mlpOut.value.pointer, width: d, offset: nodes.offset(layer: l, .mlpOut))
         }
         add(residuals[config.nLayer].pointer, width: d, offset: nodes.finalResidOffset)
     }
@@ -492,6 +509,31 @@ public final class GPT {
         if ablation != nil { nodeMaskGradient = nodeGradientSums.map { Float($0) } }
     }
 
+    /// Backward of `mlpForward`: from d loss / d out in `dR` to d loss / d x2 in `dR` (`dA`, `dWide`
+    /// are scratch of rows × d and rows × 4d); parameter gradients into `G` when given.
+    func mlpBackward(_ m: MLPActivations, layer l: Int, residMid: UnsafePointer<Float>, dResid dR: FloatPointer, dA: FloatPointer,
+                     dWide: FloatPointer, rows: Int, gradients G: FloatPointer?) {
+        let c = config, d = c.dModel, w = layout.layer(l), sw = sparseWeights[l]
+        func g(_ offset: Int) -> FloatPointer? { G.map { $0 + offset } }
+        func out(_ s: Site) -> FloatPointer { ablation == nil ? s.value.pointer : s.ablated!.pointer }
+        let sparseActivations = keptCount(c.afrac, d) < d
+        let neuronTopK = keptCount(c.afrac, 4 * d) < 4 * d
+        dA.update(from: dR, count: rows * d)
+        siteBackward(dA, value: m.mlpOut.value.pointer, keep: sparseActivations ? m.mlpOut.keep.pointer : nil,
+                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
+        linearGrad(dInput: dWide, dWeight: g(w.mlpProj), dOut: dA, out(m.mlpNeuron), weight: w.mlpProj,
+                   rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
+        siteBackward(dWide, value: m.mlpNeuron.value.pointer, keep: neuronTopK ? m.mlpNeuron.keep.pointer : nil,
+                     rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
+        geluBackward(dWide, m.fcPre.pointer, tanh: m.geluTanh.pointer, count: rows * 4 * d, threads: threads)
+        linearGrad(dInput: dA, dWeight: g(w.cFc), dOut: dWide, out(m.mlpIn), weight: w.cFc,
+                   rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+        siteBackward(dA, value: m.mlpIn.value.pointer, keep: sparseActivations ? m.mlpIn.keep.pointer : nil,
+                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
+        rmsnormBackward(dX: dR, dGain: g(w.ln2), dOut: dA, residMid, rstd: m.rstd2.pointer, gain: parameters.pointer + w.ln2,
+                        rows: rows, d: d, threads: threads)
+    }
+
     /// Backward of block `l` over all `rows` rows: from d loss / d residuals[l + 1] in dResid to
     /// d loss / d residuals[l] in dResid; parameter gradients into `G` when given.
     func blockBackward(_ l: Int, rows: Int, gradients G: FloatPointer?) {
@@ -499,27 +541,11 @@ public final class GPT {
         let P = parameters.pointer
         func g(_ offset: Int) -> FloatPointer? { G.map { $0 + offset } }
         let sparseActivations = keptCount(c.afrac, d) < d
-        let neuronTopK = keptCount(c.afrac, 4 * d) < 4 * d
         let dR = dResid.pointer
-        let w = layout.layer(l), a = blocks[l]
+        let w = layout.layer(l), a = blocks[l], sw = sparseWeights[l]
         func out(_ s: Site) -> FloatPointer { ablation == nil ? s.value.pointer : s.ablated!.pointer }
-        // MLP
-        let dOut = dA.pointer
-        dOut.update(from: dR, count: rows * d)
-        siteBackward(dOut, value: a.mlpOut.value.pointer, keep: sparseActivations ? a.mlpOut.keep.pointer : nil,
-                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
-        let sw = sparseWeights[l]
-        linearGrad(dInput: dWide.pointer, dWeight: g(w.mlpProj), dOut: dOut, out(a.mlpNeuron), weight: w.mlpProj,
-                   rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
-        siteBackward(dWide.pointer, value: a.mlpNeuron.value.pointer, keep: neuronTopK ? a.mlpNeuron.keep.pointer : nil,
-                     rows: rows, width: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-        geluBackward(dWide.pointer, a.fcPre.pointer, tanh: a.geluTanh.pointer, count: rows * 4 * d, threads: threads)
-        linearGrad(dInput: dA.pointer, dWeight: g(w.cFc), dOut: dWide.pointer, out(a.mlpIn), weight: w.cFc,
-                   rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
-        siteBackward(dA.pointer, value: a.mlpIn.value.pointer, keep: sparseActivations ? a.mlpIn.keep.pointer : nil,
-                     rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
-        rmsnormBackward(dX: dR, dGain: g(w.ln2), dOut: dA.pointer, a.residMid.pointer, rstd: a.rstd2.pointer, gain: P + w.ln2,
-                        rows: rows, d: d, threads: threads)
+        mlpBackward(a.mlp, layer: l, residMid: a.residMid.pointer, dResid: dR, dA: dA.pointer, dWide: dWide.pointer, rows: rows,
+                    gradients: G)
         // attention
         dA.pointer.update(from: dR, count: rows * d)
         siteBackward(dA.pointer, value: a.attnOut.value.pointer, keep: sparseActivations ? a.attnOut.keep.pointer : nil,

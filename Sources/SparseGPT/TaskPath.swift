@@ -4,17 +4,17 @@ import Foundation
 final class AnswerActivations {
     let capacity: Int
     let probsCapacity: Int
-    let q, attnOut, mlpIn, mlpNeuron, mlpOut: Site
-    let h1, attnY, residMid, rstd2, fcPre, geluTanh, resid, finalAblated, rstdF, lnf, probs: FloatBuffer
+    let q, attnOut: Site
+    let h1, attnY, residMid, resid, finalAblated, rstdF, lnf, probs: FloatBuffer
+    let mlp: MLPActivations
     let dR, dA, dY, dWide, dQ, dH: FloatBuffer
 
     init(rows n: Int, probs: Int, d: Int) {
         capacity = n
         probsCapacity = probs
-        q = Site(count: n * d); attnOut = Site(count: n * d); mlpIn = Site(count: n * d)
-        mlpNeuron = Site(count: n * 4 * d); mlpOut = Site(count: n * d)
+        q = Site(count: n * d); attnOut = Site(count: n * d)
         h1 = FloatBuffer(count: n * d); attnY = FloatBuffer(count: n * d); residMid = FloatBuffer(count: n * d)
-        rstd2 = FloatBuffer(count: n); fcPre = FloatBuffer(count: n * 4 * d); geluTanh = FloatBuffer(count: n * 4 * d)
+        mlp = MLPActivations(rows: n, d: d)
         resid = FloatBuffer(count: n * d); finalAblated = FloatBuffer(count: n * d); rstdF = FloatBuffer(count: n); lnf = FloatBuffer(count: n * d)
         self.probs = FloatBuffer(count: probs)
         dR = FloatBuffer(count: n * d); dA = FloatBuffer(count: n * d); dY = FloatBuffer(count: n * d)
@@ -120,16 +120,7 @@ extension GPT {
         for (s, r) in answerRows.enumerated() {
             for i in 0..<d { x2[s * d + i] = x[r * d + i] + ao[s * d + i] }
         }
-        let sw = sparseWeights[L]
-        rmsnormForward(A.mlpIn.value.pointer, rstd: A.rstd2.pointer, x2, gain: P + w.ln2, rows: S, d: d, threads: threads)
-        let h2 = finish(A.mlpIn, rows: S, width: d, segment: d, nodeOffset: nodes.offset(layer: L, .mlpIn))
-        linear(A.fcPre.pointer, h2, weight: w.cFc, rows: S, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
-        geluForward(A.mlpNeuron.value.pointer, tanhOut: A.geluTanh.pointer, A.fcPre.pointer, count: S * 4 * d, threads: threads)
-        let hn = finish(A.mlpNeuron, rows: S, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: L, .mlpNeuron))
-        linear(A.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: S, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
-        let mo = finish(A.mlpOut, rows: S, width: d, segment: d, nodeOffset: nodes.offset(layer: L, .mlpOut))
-        let out = A.resid.pointer
-        for i in 0..<S * d { out[i] = x2[i] + mo[i] }
+        mlpForward(A.mlp, layer: L, x2, into: A.resid.pointer, rows: S)
         let xf = answerFinalInput
         rmsnormForward(A.lnf.pointer, rstd: A.rstdF.pointer, xf, gain: P + layout.lnF, rows: S, d: d, threads: threads)
         // the two candidate logits
@@ -155,7 +146,6 @@ extension GPT {
         let c = config, d = c.dModel, rows = sequences.rows, S = sequences.count, L = c.nLayer - 1
         let P = parameters.pointer, A = answer!
         let sparseActivations = keptCount(c.afrac, d) < d
-        let neuronTopK = keptCount(c.afrac, 4 * d) < 4 * d
         nodeGradientSums = [Double](repeating: 0, count: nodes.count)
         let w = layout.layer(L), a = blocks[L], sw = sparseWeights[L]
         func out(_ s: Site) -> FloatPointer { ablation == nil ? s.value.pointer : s.ablated!.pointer }
@@ -174,20 +164,8 @@ extension GPT {
                         rows: S, d: d, threads: threads)
         siteBackward(dR, value: A.resid.pointer, keep: nil, rows: S, width: d, nodeOffset: nodes.finalResidOffset)
         // MLP at the answer rows
-        A.dA.pointer.update(from: dR, count: S * d)
-        siteBackward(A.dA.pointer, value: A.mlpOut.value.pointer, keep: sparseActivations ? A.mlpOut.keep.pointer : nil,
-                     rows: S, width: d, nodeOffset: nodes.offset(layer: L, .mlpOut))
-        linearGrad(dInput: A.dWide.pointer, dWeight: nil, dOut: A.dA.pointer, out(A.mlpNeuron), weight: w.mlpProj,
-                   rows: S, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
-        siteBackward(A.dWide.pointer, value: A.mlpNeuron.value.pointer, keep: neuronTopK ? A.mlpNeuron.keep.pointer : nil,
-                     rows: S, width: 4 * d, nodeOffset: nodes.offset(layer: L, .mlpNeuron))
-        geluBackward(A.dWide.pointer, A.fcPre.pointer, tanh: A.geluTanh.pointer, count: S * 4 * d, threads: threads)
-        linearGrad(dInput: A.dA.pointer, dWeight: nil, dOut: A.dWide.pointer, out(A.mlpIn), weight: w.cFc,
-                   rows: S, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
-        siteBackward(A.dA.pointer, value: A.mlpIn.value.pointer, keep: sparseActivations ? A.mlpIn.keep.pointer : nil,
-                     rows: S, width: d, nodeOffset: nodes.offset(layer: L, .mlpIn))
-        rmsnormBackward(dX: dR, dGain: nil, dOut: A.dA.pointer, A.residMid.pointer, rstd: A.rstd2.pointer, gain: P + w.ln2,
-                        rows: S, d: d, threads: threads)
+        mlpBackward(A.mlp, layer: L, residMid: A.residMid.pointer, dResid: dR, dA: A.dA.pointer, dWide: A.dWide.pointer, rows: S,
+                    gradients: nil)
         // attention at the answer rows
         A.dA.pointer.update(from: dR, count: S * d)
         siteBackward(A.dA.pointer, value: A.attnOut.value.pointer, keep: sparseActivations ? A.attnOut.keep.pointer : nil,
