@@ -81,15 +81,7 @@ func selectTopKeys(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: Unsa
     }
     var above = 0
     for i in 0..<n { above &+= keys[i] > threshold ? 1 : 0 }
-    let ties = k - above
-    var seen = 0
-    for i in 0..<n {
-        let key = keys[i]
-        let isTie = key == threshold ? 1 : 0
-        let take = key > threshold || (isTie == 1 && seen < ties)
-        seen &+= isTie
-        keep[i * keepStride] = take ? 1 : 0
-    }
+    keepAboveAndFirstTies(keys, n, threshold: threshold, ties: k - above, keep: keep, keepStride: keepStride)
 }
 
 /// Same selection as `selectTopKeys` (keys below 2^31, as magnitude keys are) by counting passes
@@ -158,14 +150,20 @@ func selectTopKeysNear(_ keys: UnsafePointer<UInt32>, _ n: Int, _ k: Int, keep: 
     }
     // lo is the k-th largest key, with surplus ties: the first k - countHi of them are kept
     hint = lo
-    let ties = k - countHi
+    keepAboveAndFirstTies(keys, n, threshold: lo, ties: k - countHi, keep: keep)
+}
+
+/// Keeps the keys above `threshold` and the first `ties` keys equal to it (the reference's tie rule).
+@inline(__always)
+func keepAboveAndFirstTies(_ keys: UnsafePointer<UInt32>, _ n: Int, threshold: UInt32, ties: Int,
+                           keep: UnsafeMutablePointer<UInt8>, keepStride: Int = 1) {
     var seen = 0
     for i in 0..<n {
         let key = keys[i]
-        let isTie = key == lo ? 1 : 0
-        let take = key > lo || (isTie == 1 && seen < ties)
+        let isTie = key == threshold ? 1 : 0
+        let take = key > threshold || (isTie == 1 && seen < ties)
         seen &+= isTie
-        keep[i] = take ? 1 : 0
+        keep[i * keepStride] = take ? 1 : 0
     }
 }
 
