@@ -17,6 +17,17 @@ func parallelFor(_ chunks: Int, threads: Int, _ body: (Int) -> Void) {
     }
 }
 
+/// The sum of `partSum` over `parts` contiguous ranges of 0..<n, computed in parallel and added in
+/// range order: deterministic for a given number of parts.
+func orderedParallelSum(_ n: Int, parts: Int, threads: Int, _ partSum: (Range<Int>) -> Double) -> Double {
+    var sums = [Double](repeating: 0, count: parts)
+    sums.withUnsafeMutableBufferPointer { buffer in
+        let sp = buffer.baseAddress!
+        parallelFor(parts, threads: threads) { part in sp[part] = partSum(chunkRange(n, parts: parts, part)) }
+    }
+    return sums.reduce(0, +)
+}
+
 /// Splits 0..<n into `parts` contiguous ranges.
 @inline(__always)
 func chunkRange(_ n: Int, parts: Int, _ i: Int) -> Range<Int> {
@@ -411,31 +422,26 @@ func lastQueryAttentionBackward(dQ: FloatPointer, dKV: FloatPointer, dOut: Unsaf
 func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int, dLogits: FloatPointer?,
                   threads: Int = 1) -> Float {
     let inv = 1 / Float(rows)
-    let parts = max(1, min(threads, rows / 8))
-    var totals = [Double](repeating: 0, count: parts)
-    totals.withUnsafeMutableBufferPointer { totalsPointer in
-        let tp = totalsPointer.baseAddress!
-        parallelFor(parts, threads: threads) { part in
-            var total: Double = 0
-            for r in chunkRange(rows, parts: parts, part) {
-                let l = logits + r * vocab
-                var maxv = -Float.infinity
-                for i in 0..<vocab { maxv = max(maxv, l[i]) }
-                var sum: Float = 0
-                let t = Int(targets[r])
-                if let dLogits {
-                    let g = dLogits + r * vocab
-                    sum = expShifted(l, minus: maxv, into: g, count: vocab)
-                    let scale = inv / sum
-                    for i in 0..<vocab { g[i] *= scale }
-                    g[t] -= inv
-                } else {
-                    for i in 0..<vocab { sum += expf(l[i] - maxv) }
-                }
-                total += Double(maxv + logf(sum) - l[t])
+    let total = orderedParallelSum(rows, parts: max(1, min(threads, rows / 8)), threads: threads) { range in
+        var total: Double = 0
+        for r in range {
+            let l = logits + r * vocab
+            var maxv = -Float.infinity
+            for i in 0..<vocab { maxv = max(maxv, l[i]) }
+            var sum: Float = 0
+            let t = Int(targets[r])
+            if let dLogits {
+                let g = dLogits + r * vocab
+                sum = expShifted(l, minus: maxv, into: g, count: vocab)
+                let scale = inv / sum
+                for i in 0..<vocab { g[i] *= scale }
+                g[t] -= inv
+            } else {
+                for i in 0..<vocab { sum += expf(l[i] - maxv) }
             }
-            tp[part] = total
+            total += Double(maxv + logf(sum) - l[t])
         }
+        return total
     }
-    return Float(totals.reduce(0, +) / Double(rows))
+    return Float(total / Double(rows))
 }

@@ -80,16 +80,12 @@ public final class Trainer {
         // fixed parts, each summed in float64 and added in order: deterministic for a thread count
         let threads = model.threads
         let parts = max(1, min(threads, n / 65536))
-        var partial = [Double](repeating: 0, count: parts)
-        partial.withUnsafeMutableBufferPointer { sums in
-            let sp = sums.baseAddress!
-            parallelFor(parts, threads: threads) { part in
-                var sum: Double = 0
-                for i in chunkRange(n, parts: parts, part) { sum += Double(g[i]) * Double(g[i]) }
-                sp[part] = sum
-            }
+        let squares = orderedParallelSum(n, parts: parts, threads: threads) { range in
+            var sum: Double = 0
+            for i in range { sum += Double(g[i]) * Double(g[i]) }
+            return sum
         }
-        let rms = (partial.reduce(0, +) / Double(n)).squareRoot()
+        let rms = (squares / Double(n)).squareRoot()
         let divisor = Float(rms + config.gradEps)
 
         let sched = config.schedule(step: step)
