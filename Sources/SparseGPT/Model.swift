@@ -98,6 +98,8 @@ public final class GPT {
     /// Activations of the last block at the prompts' last positions (task path).
     var answer: AnswerActivations?
     var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    /// Rows of an ablated site without its mask-0 columns, then those columns' means and their product.
+    var ablationScratch = FloatBuffer(count: 0)
     /// A product runs sparse when (weight density) x (activation density) is at most this.
     static let sparseProductCutoff = 1.0 / 32
     /// d loss / d mask of the last backward after an ablated forward (global node order).
@@ -178,6 +180,7 @@ public final class GPT {
         selection = (0..<threads).map { _ in SelectionScratch(capacity: 4 * d) }
         activeInputs.deallocate()
         activeInputs = .allocate(capacity: threads * 4 * d)
+        ablationScratch = FloatBuffer(count: n * 4 * d + 4 * d + 4 * d)
     }
 
     /// The logits and dLogits buffers (rows x vocab), only for the full forward.
@@ -301,14 +304,45 @@ public final class GPT {
         sparseBuiltWithSparseKernels = useSparseKernels
     }
 
-    /// out = input @ W^T, skipping zeros when W is compressed.
+    /// out = input @ W^T, skipping zeros when W is compressed. `ablatedAt` is the first node of the
+    /// site `input` comes from when it is that site's ablated output.
     func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
-                        outFeatures: Int, sparse: SparseMatrix?) {
-        if let sparse {
+                        outFeatures: Int, sparse: SparseMatrix?, ablatedAt nodeOffset: Int? = nil) {
+        if let sparse, let ablation, let nodeOffset {
+            ablatedSparseProduct(out, input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
+                                 ablation: ablation, nodeOffset: nodeOffset)
+        } else if let sparse {
             sparseProduct(out, outWidth: outFeatures, input, inWidth: inFeatures, rows: rows, start: sparse.colStart,
                           index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
         } else {
             linearForward(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
+        }
+    }
+
+    /// The product of an ablated site's output with a compressed W. A node with mask 0 holds its mean
+    /// on every row, so its column is taken out of the rows (which keeps them as sparse as AbsTopK and
+    /// the mask leave them) and its mean's product with W is computed once and added to each row:
+    /// W·a = W·(a with those columns zeroed) + W·(their means).
+    func ablatedSparseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+                              sparse: SparseMatrix, ablation: NodeAblation, nodeOffset: Int) {
+        let kept = ablationScratch.pointer, rest = ablationScratch.pointer + rows * inFeatures
+        let restProduct = rest + inFeatures
+        ablation.mask.withUnsafeBufferPointer { m in
+            ablation.mean.withUnsafeBufferPointer { mu in
+                for j in 0..<inFeatures { rest[j] = m[nodeOffset + j] == 0 ? mu[nodeOffset + j] : 0 }
+                for r in 0..<rows {
+                    let a = input + r * inFeatures, k = kept + r * inFeatures
+                    for j in 0..<inFeatures { k[j] = m[nodeOffset + j] == 0 ? 0 : a[j] }
+                }
+            }
+        }
+        sparseProduct(restProduct, outWidth: outFeatures, rest, inWidth: inFeatures, rows: 1, start: sparse.colStart,
+                      index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
+        sparseProduct(out, outWidth: outFeatures, kept, inWidth: inFeatures, rows: rows, start: sparse.colStart,
+                      index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
+        for r in 0..<rows {
+            let o = out + r * outFeatures
+            for i in 0..<outFeatures { o[i] += restProduct[i] }
         }
     }
 
@@ -346,7 +380,8 @@ public final class GPT {
         rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d, threads: threads)
         let h1 = finish(a.attnIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnIn))
         let sw = sparseWeights[l]
-        linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0])
+        linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0],
+               ablatedAt: nodes.offset(layer: l, .attnIn))
         let qkv = finish(a.qkv, rows: rows, width: 3 * d, segment: d, nodeOffset: nodes.offset(layer: l, .q))
         attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, layout: sequences, d: d, dHead: c.dHead, threads: threads)
         linearForward(a.attnOut.value.pointer, a.attnY.pointer, weight: P + w.attnProj, rows: rows, inFeatures: d, outFeatures: d, threads: threads)
@@ -362,10 +397,12 @@ public final class GPT {
         let d = config.dModel, w = layout.layer(l), sw = sparseWeights[l]
         rmsnormForward(m.mlpIn.value.pointer, rstd: m.rstd2.pointer, x2, gain: parameters.pointer + w.ln2, rows: rows, d: d, threads: threads)
         let h2 = finish(m.mlpIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpIn))
-        linear(m.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2])
+        linear(m.fcPre.pointer, h2, weight: w.cFc, rows: rows, inFeatures: d, outFeatures: 4 * d, sparse: sw[2],
+               ablatedAt: nodes.offset(layer: l, .mlpIn))
         geluForward(m.mlpNeuron.value.pointer, tanhOut: m.geluTanh.pointer, m.fcPre.pointer, count: rows * 4 * d, threads: threads)
         let hn = finish(m.mlpNeuron, rows: rows, width: 4 * d, segment: 4 * d, nodeOffset: nodes.offset(layer: l, .mlpNeuron))
-        linear(m.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3])
+        linear(m.mlpOut.value.pointer, hn, weight: w.mlpProj, rows: rows, inFeatures: 4 * d, outFeatures: d, sparse: sw[3],
+               ablatedAt: nodes.offset(layer: l, .mlpNeuron))
         let mo = finish(m.mlpOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .mlpOut))
         for i in 0..<rows * d { out[i] = x2[i] + mo[i] }
     }

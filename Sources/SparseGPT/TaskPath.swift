@@ -106,11 +106,13 @@ extension GPT {
         let answerRows = self.answerRows
         rmsnormForward(a.attnIn.value.pointer, rstd: a.rstd1.pointer, x, gain: P + w.ln1, rows: rows, d: d, threads: threads)
         let h1 = finish(a.attnIn, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: L, .attnIn))
-        linear(a.qkv.value.pointer, h1, weight: w.cAttn + d * d, rows: rows, inFeatures: d, outFeatures: 2 * d, sparse: sparseSplit[1])
+        linear(a.qkv.value.pointer, h1, weight: w.cAttn + d * d, rows: rows, inFeatures: d, outFeatures: 2 * d, sparse: sparseSplit[1],
+               ablatedAt: nodes.offset(layer: L, .attnIn))
         let kv = finish(a.qkv, rows: rows, width: 2 * d, segment: d, nodeOffset: nodes.offset(layer: L, .k))
         // the rest at the answer rows
         for (s, r) in answerRows.enumerated() { (A.h1.pointer + s * d).update(from: h1 + r * d, count: d) }
-        linear(A.q.value.pointer, A.h1.pointer, weight: w.cAttn, rows: S, inFeatures: d, outFeatures: d, sparse: sparseSplit[0])
+        linear(A.q.value.pointer, A.h1.pointer, weight: w.cAttn, rows: S, inFeatures: d, outFeatures: d, sparse: sparseSplit[0],
+               ablatedAt: nodes.offset(layer: L, .attnIn))
         let q = finish(A.q, rows: S, width: d, segment: d, nodeOffset: nodes.offset(layer: L, .q))
         lastQueryAttentionForward(A.attnY.pointer, probs: A.probs.pointer, q: q, kv: kv, layout: sequences, d: d, dHead: c.dHead,
                                   threads: threads)

@@ -71,7 +71,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Seed of batch sampling and τ noise.")
     var seed: UInt64 = 0
 
-    @Option(help: "Parallel λ runs (one model copy each).")
+    @Option(help: "Threads, each with its own model copy, that share every evaluation's prompts.")
     var workers = 2
 
     @Option(help: "Directory for <task>.circuit.json and <task>.frontier.json.")
