@@ -52,26 +52,62 @@ final class ReportTests: XCTestCase {
         // make the w64 dense model Pareto-optimal among dense models: worse loss, fewer edges
         data.circuits[0].edges = 500
         data.circuits[0].circuitJSON = nil
-        let headline = SweepFrontier.headline(SweepFrontier.points(data))
+        data.circuits[1].reachable = true
+        data.circuits[1].edges = 200
+        let headline = SweepFrontier.headline(data)
         XCTAssertTrue(headline.interpolated)
+        XCTAssertEqual(headline.tasks, ["bracket_counting", "single_double_quote"])
         XCTAssertEqual(headline.rows.count, 1)
-        // dense frontier: (1.5, geomean(1000, 400) = 632.46) to (1.9, 500); sparse at 1.7 is halfway
-        let expectedDense = exp((log(sqrt(1000.0 * 400)) + log(500)) / 2)
+        // dense frontier: (1.5, geomean(1000, 400) = 632.46) to (1.9, geomean(500, 200) = 316.23);
+        // sparse at 1.7 is halfway
+        let expectedDense = exp((log(sqrt(1000.0 * 400)) + log(sqrt(500.0 * 200))) / 2)
         XCTAssertEqual(headline.rows[0].denseEdges, expectedDense, accuracy: 1e-6)
         XCTAssertEqual(headline.ratio!, expectedDense / 50, accuracy: 1e-6)
     }
 
     func testHeadlineFallsBackToNearestDenseModelWhenLossesDoNotOverlap() {
-        let headline = SweepFrontier.headline(SweepFrontier.points(sampleData()))
+        let headline = SweepFrontier.headline(sampleData())
         // only the w128 dense model is on the dense Pareto set: no interval to interpolate in
         XCTAssertFalse(headline.interpolated)
-        XCTAssertEqual(headline.ratio!, sqrt(1000.0 * 400) / 50, accuracy: 1e-6)
+        XCTAssertEqual(headline.ratio!, 1000.0 / 100, accuracy: 1e-6)
+    }
+
+    func testHeadlineComparesModelsOnTheTasksEveryModelReached() {
+        let data = sampleData()
+        let headline = SweepFrontier.headline(data)
+        // the w64 dense model missed single_double_quote, so only bracket_counting counts
+        XCTAssertEqual(headline.tasks, ["bracket_counting"])
+        XCTAssertEqual(headline.rows.count, 1)
+        XCTAssertEqual(headline.rows[0].sparseEdges, 100, accuracy: 1e-9)
+        // the plot keeps each model's mean over its own reached tasks
+        XCTAssertEqual(SweepFrontier.points(data).first { !$0.model.isDense }!.geometricMeanEdges, 50, accuracy: 1e-9)
+        XCTAssertTrue(HeadlineText.render(data).contains("over the 1 tasks every model reached"), HeadlineText.render(data))
+        XCTAssertTrue(HTMLReport(data: data).render().contains("over the 1 tasks every model reached (bracket_counting)"))
+
+        // no task reached by all: each model's own tasks stand in, and the text says so
+        var disjoint = data
+        for i in disjoint.circuits.indices where disjoint.circuits[i].target == 0.15 {
+            let c = disjoint.circuits[i]
+            let dense64 = c.modelID == data.models[0].identifier, dense128 = c.modelID == data.models[1].identifier
+            if (dense64 && c.task == "bracket_counting") || (dense128 && c.task == "single_double_quote") {
+                disjoint.circuits[i].reachable = false
+                disjoint.circuits[i].edges = nil
+            } else if dense64 {
+                disjoint.circuits[i].reachable = true
+                disjoint.circuits[i].edges = 300
+            }
+        }
+        let fallback = SweepFrontier.headline(disjoint)
+        XCTAssertEqual(fallback.tasks, [])
+        XCTAssertEqual(fallback.rows.count, 1)
+        XCTAssertEqual(fallback.rows[0].sparseEdges, 50, accuracy: 1e-9)
+        XCTAssertTrue(HeadlineText.render(disjoint).contains("no task reached by every model"), HeadlineText.render(disjoint))
     }
 
     func testHeadlineNeedsDenseAndSparse() {
         var data = sampleData()
         data.models.removeAll { !$0.isDense }
-        XCTAssertNil(SweepFrontier.headline(SweepFrontier.points(data)).ratio)
+        XCTAssertNil(SweepFrontier.headline(data).ratio)
         XCTAssertTrue(HeadlineText.render(data).contains("needs at least one dense and one sparse"))
     }
 

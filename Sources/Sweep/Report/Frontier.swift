@@ -33,16 +33,22 @@ public struct Headline: Sendable {
     /// nil when the sweep has no dense or no sparse model with a circuit yet.
     public var ratio: Double?
     public var interpolated: Bool
+    /// The tasks every model's geometric mean is taken over; empty when no task was reached by
+    /// every model, and each model's own reached tasks stand in.
+    public var tasks: [String] = []
 }
 
 public enum SweepFrontier {
-    /// Geometric mean of edges at `target` over the tasks the model reached; models without a
-    /// pretraining loss or without any reached task are left out (they have no place on the plane).
-    public static func points(_ data: ReportData) -> [FrontierPoint] {
+    /// Geometric mean of edges at `target` over the tasks the model reached (of those in `tasks`
+    /// when given); models without a pretraining loss or without any reached task are left out
+    /// (they have no place on the plane).
+    public static func points(_ data: ReportData, tasks: Set<String>? = nil) -> [FrontierPoint] {
         var points: [FrontierPoint] = []
         for model in data.models {
             guard let loss = model.pretrainLoss else { continue }
-            let atTarget = data.circuits(of: model).filter { abs($0.target - data.headlineTarget) < 1e-9 }
+            let atTarget = data.circuits(of: model).filter {
+                abs($0.target - data.headlineTarget) < 1e-9 && tasks?.contains($0.task) != false
+            }
             let reached = atTarget.compactMap { c -> Int? in c.reachable ? c.edges : nil }
             guard !reached.isEmpty else { continue }
             points.append(FrontierPoint(model: model, pretrainLoss: loss,
@@ -68,6 +74,29 @@ public enum SweepFrontier {
             }
             if !dominated { result.insert(i) }
         }
+        return result
+    }
+
+    /// The tasks whose circuit at the headline target every model on the plane reached, in the
+    /// order of `data.tasks`. A model's mean over its own reached tasks leaves out exactly the tasks
+    /// it found hard, so models are compared over these.
+    public static func commonTasks(_ data: ReportData) -> [String] {
+        let reachedByModel = data.models.compactMap { model -> Set<String>? in
+            guard model.pretrainLoss != nil else { return nil }
+            let reached = Set(data.circuits(of: model).filter { abs($0.target - data.headlineTarget) < 1e-9 && $0.reachable }.map(\.task))
+            return reached.isEmpty ? nil : reached
+        }
+        guard let first = reachedByModel.first else { return [] }
+        let common = reachedByModel.dropFirst().reduce(first) { $0.intersection($1) }
+        return data.tasks.filter { common.contains($0) }
+    }
+
+    /// The headline over the tasks every model reached (over each model's own reached tasks when
+    /// there are none).
+    public static func headline(_ data: ReportData) -> Headline {
+        let tasks = commonTasks(data)
+        var result = headline(tasks.isEmpty ? points(data) : points(data, tasks: Set(tasks)))
+        result.tasks = tasks
         return result
     }
 

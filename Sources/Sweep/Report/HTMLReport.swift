@@ -7,7 +7,7 @@ struct HTMLReport {
 
     func render() -> String {
         let points = SweepFrontier.points(data)
-        let headline = SweepFrontier.headline(points)
+        let headline = SweepFrontier.headline(data)
         var body = "<h1>\(escape(data.sweepName))</h1>\n"
         body += "<p class=\"meta\">\(shardSummary()) · generated \(timestamp())</p>\n"
         body += headlineSection(headline)
@@ -41,6 +41,9 @@ struct HTMLReport {
         s += headline.interpolated
             ? "<p>Each Pareto-optimal sparse model is compared with the dense frontier interpolated at its own pretraining loss (log edges, linear in loss); the ratio is the geometric mean over the interpolated rows. The paper reports about 16×.</p>\n"
             : "<p>The sparse losses fall outside the dense frontier, so each is compared with the nearest dense model: widen the sweep's dense models to bracket them. The paper reports about 16×.</p>\n"
+        s += headline.tasks.isEmpty
+            ? "<p>No task was reached by every model, so each model's edges are its geometric mean over the tasks it reached.</p>\n"
+            : "<p>Edges here are geometric means over the \(headline.tasks.count) tasks every model reached (\(headline.tasks.map(escape).joined(separator: ", "))), so all models are compared on the same tasks; the plot below takes each model's mean over all the tasks it reached.</p>\n"
         s += "<div class=\"scroll\"><table><tr><th>sparse model</th><th>pretrain loss</th><th>sparse edges</th><th>dense edges</th><th>ratio</th><th>matched by</th></tr>\n"
         for r in headline.rows {
             s += "<tr><td>\(escape(r.sparse.model.label))</td><td>\(ReportFormat.loss(r.pretrainLoss))</td><td>\(ReportFormat.edges(r.sparseEdges))</td><td>\(ReportFormat.edges(r.denseEdges))</td>"

@@ -122,7 +122,7 @@ public struct ReportWriter {
 public enum HeadlineText {
     public static func render(_ data: ReportData) -> String {
         let points = SweepFrontier.points(data)
-        let headline = SweepFrontier.headline(points)
+        let headline = SweepFrontier.headline(data)
         let target = ReportFormat.number(data.headlineTarget)
         var out = "Circuit edges at task loss \(target) (geometric mean over tasks reached):\n"
         if points.isEmpty {
@@ -137,8 +137,9 @@ public enum HeadlineText {
         out += table(rows)
         if let ratio = headline.ratio {
             out += "Dense/sparse circuit edges at matched pretraining loss: " + ReportFormat.ratio(ratio)
-            out += headline.interpolated ? " (interpolated along the dense frontier)\n"
-                                         : " (nearest dense model: the losses do not overlap)\n"
+            out += headline.interpolated ? " (interpolated along the dense frontier" : " (nearest dense model: the losses do not overlap"
+            out += headline.tasks.isEmpty ? "; no task reached by every model)\n"
+                                          : "; over the \(headline.tasks.count) tasks every model reached)\n"
         } else {
             out += "Dense/sparse ratio: needs at least one dense and one sparse model with circuits\n"
         }
