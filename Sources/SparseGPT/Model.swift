@@ -86,6 +86,9 @@ public final class GPT {
     /// Whether products with sparse weights and sparse activations skip zeros (otherwise all run
     /// as dense sgemm); results agree to float rounding.
     public var useSparseKernels = true
+    /// Whether products of ablated sites take the mask-0 columns out and add their means' product
+    /// once (`ablatedSparseProduct`, `ablatedDenseProduct`); results agree to float rounding.
+    var separatesPrunedColumns = true
     /// Per layer: compressed c_attn, attn.c_proj, c_fc, mlp.c_proj for the current forward, where sparse enough.
     private(set) var sparseWeights: [[SparseMatrix?]] = []
     var sparseStore: [[SparseMatrix]] = []
@@ -100,6 +103,8 @@ public final class GPT {
     var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// Rows of an ablated site without its mask-0 columns, then those columns' means and their product.
     var ablationScratch = FloatBuffer(count: 0)
+    /// A dense block matrix's columns of the kept nodes, gathered (`ablatedDenseProduct`).
+    var gatheredWeights = FloatBuffer(count: 0)
     /// A product runs sparse when (weight density) x (activation density) is at most this.
     static let sparseProductCutoff = 1.0 / 32
     /// d loss / d mask of the last backward after an ablated forward (global node order).
@@ -181,6 +186,7 @@ public final class GPT {
         activeInputs.deallocate()
         activeInputs = .allocate(capacity: threads * 4 * d)
         ablationScratch = FloatBuffer(count: n * 4 * d + 4 * d + 4 * d)
+        gatheredWeights = FloatBuffer(count: 4 * d * d)
     }
 
     /// The logits and dLogits buffers (rows x vocab), only for the full forward.
@@ -308,12 +314,15 @@ public final class GPT {
     /// site `input` comes from when it is that site's ablated output.
     func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
                         outFeatures: Int, sparse: SparseMatrix?, ablatedAt nodeOffset: Int? = nil) {
-        if let sparse, let ablation, let nodeOffset {
+        if let sparse, let ablation, let nodeOffset, separatesPrunedColumns {
             ablatedSparseProduct(out, input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
                                  ablation: ablation, nodeOffset: nodeOffset)
         } else if let sparse {
             sparseProduct(out, outWidth: outFeatures, input, inWidth: inFeatures, rows: rows, start: sparse.colStart,
                           index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
+        } else if let ablation, let nodeOffset, separatesPrunedColumns {
+            ablatedDenseProduct(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures,
+                                outFeatures: outFeatures, ablation: ablation, nodeOffset: nodeOffset)
         } else {
             linearForward(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
         }
@@ -340,6 +349,45 @@ public final class GPT {
                       index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
         sparseProduct(out, outWidth: outFeatures, kept, inWidth: inFeatures, rows: rows, start: sparse.colStart,
                       index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
+        for r in 0..<rows {
+            let o = out + r * outFeatures
+            for i in 0..<outFeatures { o[i] += restProduct[i] }
+        }
+    }
+
+    /// The dense product of an ablated site's output: as `ablatedSparseProduct`, the mask-0 columns
+    /// (each its mean on every row) go in once, and the rest runs as sgemm over only the other
+    /// columns, gathered. Pruning keeps few nodes, so this shrinks most products of mask training.
+    func ablatedDenseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int,
+                             inFeatures: Int, outFeatures: Int, ablation: NodeAblation, nodeOffset: Int) {
+        let columns = ablation.mask.withUnsafeBufferPointer { m in (0..<inFeatures).filter { m[nodeOffset + $0] != 0 } }
+        guard 2 * columns.count <= inFeatures else {
+            linearForward(out, input, weight: weight, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
+            return
+        }
+        let k = columns.count
+        let gathered = ablationScratch.pointer, restProduct = ablationScratch.pointer + rows * inFeatures + inFeatures
+        let gatheredWeight = gatheredWeights.pointer
+        ablation.mean.withUnsafeBufferPointer { mu in
+            ablation.mask.withUnsafeBufferPointer { m in
+                for o in 0..<outFeatures {
+                    let w = weight + o * inFeatures
+                    var sum: Float = 0
+                    for j in 0..<inFeatures where m[nodeOffset + j] == 0 { sum += w[j] * mu[nodeOffset + j] }
+                    restProduct[o] = sum
+                    for (t, j) in columns.enumerated() { gatheredWeight[o * k + t] = w[j] }
+                }
+            }
+        }
+        for r in 0..<rows {
+            let a = input + r * inFeatures, g = gathered + r * k
+            for (t, j) in columns.enumerated() { g[t] = a[j] }
+        }
+        if k > 0 {
+            linearForward(out, gathered, weight: gatheredWeight, rows: rows, inFeatures: k, outFeatures: outFeatures, threads: threads)
+        } else {
+            out.update(repeating: 0, count: rows * outFeatures)
+        }
         for r in 0..<rows {
             let o = out + r * outFeatures
             for i in 0..<outFeatures { o[i] += restProduct[i] }

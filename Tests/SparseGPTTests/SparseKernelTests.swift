@@ -18,8 +18,9 @@ final class SparseKernelTests: XCTestCase {
         XCTAssertEqual((0..<3).map { m.colValue[$0] }, [1, 2, 3])
     }
 
-    /// With ablations whose masks are 0/1 and fractional: a mask-0 column of an ablated site is taken
-    /// out of the sparse product and its mean's product added back, which must match sgemm.
+    /// Every product path against sgemm on whole rows: sparse kernels, and products of ablated sites
+    /// that take mask-0 columns out (sparse, and dense with the kept columns gathered), under masks
+    /// that keep most nodes, few nodes, and fractional masks.
     func testSparseAndDensePathsAgree() throws {
         let config = ModelConfig(vocab: 31, context: 8, dModel: 64, nLayer: 2, afrac: 0.25)
         var values = initialParameters(config, seed: 8)
@@ -32,29 +33,34 @@ final class SparseKernelTests: XCTestCase {
         let targets = (0..<(3 * 8)).map { _ in Int32(rng.below(config.vocab)) }
         let nodes = NodeLayout(config)
         let means = (0..<nodes.count).map { _ in Float(rng.normal() * 0.1) }
-        let binary = NodeAblation(mask: (0..<nodes.count).map { _ in rng.unit() < 0.7 ? 1 : 0 }, mean: means)
+        let most = NodeAblation(mask: (0..<nodes.count).map { _ in rng.unit() < 0.7 ? 1 : 0 }, mean: means)
+        let few = NodeAblation(mask: (0..<nodes.count).map { _ in rng.unit() < 0.2 ? 1 : 0 }, mean: means)
         let fractional = NodeAblation(mask: (0..<nodes.count).map { _ in [0, 0.3, 1][rng.below(3)] }, mean: means)
-        for (name, ablation) in [("0/1 mask", binary), ("fractional mask", fractional)] {
-            var results: [([Float], Float, [Float], [Float])] = []
-            var taskResults: [(Float, [Float])] = []
-            for sparse in [false, true] {
-                let gpt = try GPT(config: config, parameters: values, threads: 2)
-                gpt.useSparseKernels = sparse
-                try gpt.forward(tokens: tokens, batch: 3, length: 8, ablation: ablation)
-                XCTAssertEqual(gpt.sparseWeights.joined().filter { $0 != nil }.count, sparse ? 8 : 0)
-                let loss = try gpt.crossEntropy(targets: targets)
-                gpt.backwardFromLoss()
-                results.append((gpt.logits.array, loss, gpt.gradients.array, gpt.nodeMaskGradient))
-                let task = try gpt.answerTaskLoss(tokens: Array(tokens[0..<13]), lengths: [8, 5], candidates: [(1, 2), (3, 4)],
-                                                  ablation: ablation, maskGradient: true)
-                taskResults.append((task.loss, task.maskGradient!))
+        typealias Result = (logits: [Float], loss: Float, gradients: [Float], maskGradient: [Float], taskLoss: Float, taskMaskGradient: [Float])
+        func run(_ ablation: NodeAblation, sparse: Bool, separate: Bool) throws -> Result {
+            let gpt = try GPT(config: config, parameters: values, threads: 2)
+            gpt.useSparseKernels = sparse
+            gpt.separatesPrunedColumns = separate
+            try gpt.forward(tokens: tokens, batch: 3, length: 8, ablation: ablation)
+            XCTAssertEqual(gpt.sparseWeights.joined().filter { $0 != nil }.count, sparse ? 8 : 0)
+            let loss = try gpt.crossEntropy(targets: targets)
+            gpt.backwardFromLoss()
+            let task = try gpt.answerTaskLoss(tokens: Array(tokens[0..<13]), lengths: [8, 5], candidates: [(1, 2), (3, 4)],
+                                              ablation: ablation, maskGradient: true)
+            return (gpt.logits.array, loss, gpt.gradients.array, gpt.nodeMaskGradient, task.loss, task.maskGradient!)
+        }
+        for (name, ablation) in [("most kept", most), ("few kept", few), ("fractional", fractional)] {
+            let expected = try run(ablation, sparse: false, separate: false)
+            for (sparse, separate) in [(true, false), (true, true), (false, true)] {
+                let got = try run(ablation, sparse: sparse, separate: separate)
+                let label = "\(name), sparse kernels \(sparse), separated columns \(separate)"
+                assertClose(got.logits, expected.logits, rtol: 1e-4, atol: 1e-6, "\(label): logits")
+                assertClose([got.loss], [expected.loss], rtol: 1e-5, atol: 1e-6, "\(label): loss")
+                assertClose(got.gradients, expected.gradients, rtol: 1e-3, atol: 1e-6, "\(label): gradients")
+                assertClose(got.maskGradient, expected.maskGradient, rtol: 1e-3, atol: 1e-6, "\(label): node mask gradient")
+                assertClose([got.taskLoss], [expected.taskLoss], rtol: 1e-5, atol: 1e-6, "\(label): task loss")
+                assertClose(got.taskMaskGradient, expected.taskMaskGradient, rtol: 1e-3, atol: 1e-6, "\(label): task mask gradient")
             }
-            assertClose(results[1].0, results[0].0, rtol: 1e-4, atol: 1e-6, "\(name): logits")
-            assertClose([results[1].1], [results[0].1], rtol: 1e-5, atol: 1e-6, "\(name): loss")
-            assertClose(results[1].2, results[0].2, rtol: 1e-3, atol: 1e-6, "\(name): gradients")
-            assertClose(results[1].3, results[0].3, rtol: 1e-3, atol: 1e-6, "\(name): node mask gradient")
-            assertClose([taskResults[1].0], [taskResults[0].0], rtol: 1e-5, atol: 1e-6, "\(name): task loss")
-            assertClose(taskResults[1].1, taskResults[0].1, rtol: 1e-3, atol: 1e-6, "\(name): task mask gradient")
         }
     }
 }
