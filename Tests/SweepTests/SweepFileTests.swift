@@ -16,7 +16,7 @@ final class SweepFileTests: XCTestCase {
 
         let paper = try SweepSpec.load(from: repository.appendingPathComponent("sweeps/paper.yaml"))
         XCTAssertEqual(Set(paper.grid.task), Set(knownTasks))
-        XCTAssertEqual(paper.grid.density.count, 4)
+        XCTAssertEqual(paper.grid.density.count, 5)
         XCTAssertEqual(paper.grid.dModel.count, 3)
         XCTAssertEqual(plan(paper).count, 1 + 12 + 120)
     }
