@@ -329,29 +329,39 @@ public final class GPT {
     }
 
     /// The product of an ablated site's output with a compressed W. A node with mask 0 holds its mean
-    /// on every row, so its column is taken out of the rows (which keeps them as sparse as AbsTopK and
-    /// the mask leave them) and its mean's product with W is computed once and added to each row:
-    /// W·a = W·(a with those columns zeroed) + W·(their means).
+    /// on every row, so its column's product with W is computed once and starts every row; the rows
+    /// then visit only the other columns' nonzero entries (AbsTopK and the mask leave few):
+    /// W·a = W·(their means) + W·(a without those columns).
     func ablatedSparseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
                               sparse: SparseMatrix, ablation: NodeAblation, nodeOffset: Int) {
-        let kept = ablationScratch.pointer, rest = ablationScratch.pointer + rows * inFeatures
-        let restProduct = rest + inFeatures
+        let rest = ablationScratch.pointer, restProduct = rest + inFeatures
+        let columns = activeInputs
+        var kept = 0
         ablation.mask.withUnsafeBufferPointer { m in
             ablation.mean.withUnsafeBufferPointer { mu in
-                for j in 0..<inFeatures { rest[j] = m[nodeOffset + j] == 0 ? mu[nodeOffset + j] : 0 }
-                for r in 0..<rows {
-                    let a = input + r * inFeatures, k = kept + r * inFeatures
-                    for j in 0..<inFeatures { k[j] = m[nodeOffset + j] == 0 ? 0 : a[j] }
+                for j in 0..<inFeatures {
+                    let pruned = m[nodeOffset + j] == 0
+                    rest[j] = pruned ? mu[nodeOffset + j] : 0
+                    if !pruned { columns[kept] = Int32(j); kept += 1 }
                 }
             }
         }
-        sparseProduct(restProduct, outWidth: outFeatures, rest, inWidth: inFeatures, rows: 1, start: sparse.colStart,
-                      index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
-        sparseProduct(out, outWidth: outFeatures, kept, inWidth: inFeatures, rows: rows, start: sparse.colStart,
-                      index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
-        for r in 0..<rows {
-            let o = out + r * outFeatures
-            for i in 0..<outFeatures { o[i] += restProduct[i] }
+        let start = sparse.colStart, index = sparse.colIndex, value = sparse.colValue
+        restProduct.update(repeating: 0, count: outFeatures)
+        for j in 0..<inFeatures where rest[j] != 0 {
+            for e in Int(start[j])..<Int(start[j + 1]) { restProduct[Int(index[e])] += rest[j] * value[e] }
+        }
+        let parts = max(1, min(threads, rows))
+        parallelFor(parts, threads: threads) { part in
+            for r in chunkRange(rows, parts: parts, part) {
+                let o = out + r * outFeatures, a = input + r * inFeatures
+                o.update(from: restProduct, count: outFeatures)
+                for c in 0..<kept {
+                    let j = Int(columns[c]), aj = a[j]
+                    if aj == 0 { continue }
+                    for e in Int(start[j])..<Int(start[j + 1]) { o[Int(index[e])] += aj * value[e] }
+                }
+            }
         }
     }
 
