@@ -65,6 +65,15 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(headline.ratio!, expectedDense / 50, accuracy: 1e-6)
     }
 
+    func testFrontierPlotDrawsTheDenseFrontierWhenItHasTwoPoints() {
+        var data = sampleData()
+        XCTAssertFalse(HTMLReport(data: data).render().contains("stroke-dasharray=\"6 4\""), "one dense Pareto point: no line")
+        data.circuits[0].edges = 500  // the w64 dense model joins the dense frontier
+        let html = HTMLReport(data: data).render()
+        XCTAssertEqual(html.components(separatedBy: "stroke-dasharray=\"6 4\"").count - 1, 1)
+        XCTAssertTrue(html.contains(">dense frontier</text>"))
+    }
+
     func testHeadlineFallsBackToNearestDenseModelWhenLossesDoNotOverlap() {
         let headline = SweepFrontier.headline(sampleData())
         // only the w128 dense model is on the dense Pareto set: no interval to interpolate in

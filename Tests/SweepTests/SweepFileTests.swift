@@ -10,8 +10,9 @@ final class SweepFileTests: XCTestCase {
         let quick = try SweepSpec.load(from: repository.appendingPathComponent("sweeps/quick.yaml"))
         XCTAssertEqual(quick.name, "quick")
         XCTAssertTrue(quick.grid.density.contains(1.0) && quick.grid.density.contains { $0 < 1 })
-        XCTAssertEqual(quick.grid.dModel.count, 2)
+        XCTAssertEqual(quick.grid.dModel.count, 3)
         XCTAssertGreaterThanOrEqual(quick.grid.task.count, 4)
+        XCTAssertEqual(plan(quick).count, 1 + 3 + 3 * quick.grid.task.count, "prepare, three models, their circuits")
         XCTAssertNil(quick.simulate)
 
         let paper = try SweepSpec.load(from: repository.appendingPathComponent("sweeps/paper.yaml"))

@@ -12,7 +12,7 @@ struct HTMLReport {
         body += "<p class=\"meta\">\(shardSummary()) · generated \(timestamp())</p>\n"
         body += headlineSection(headline)
         body += "<section><h2>Capability against interpretability</h2>\n"
-        body += "<p>Each point is a trained model: its held-out pretraining loss and the geometric mean, over the tasks it reached, of its circuit's edges at task loss \(ReportFormat.number(data.headlineTarget)). Lower-left is better on both. Ringed points are Pareto-optimal.</p>\n"
+        body += "<p>Each point is a trained model: its held-out pretraining loss and the geometric mean, over the tasks it reached, of its circuit's edges at task loss \(ReportFormat.number(data.headlineTarget)). Lower-left is better on both. Ringed points are Pareto-optimal. The dashed line is the dense frontier (the dense models no other dense model beats on both axes): a sparse model below it has smaller circuits than dense models of its loss.</p>\n"
         body += frontierPlot(points).render() + "\n</section>\n"
         body += taskSection()
         body += modelsTable(points)
@@ -61,9 +61,11 @@ struct HTMLReport {
                               tooltip: "\(p.model.label): loss \(ReportFormat.loss(p.pretrainLoss)), \(ReportFormat.edges(p.geometricMeanEdges)) edges, \(p.tasksReached)/\(p.tasksTotal) tasks")
             }, connect: false, colorIndex: i)
         }
+        let denseFrontier = SweepFrontier.paretoSubset(points.filter(\.model.isDense)).map { (x: $0.pretrainLoss, y: $0.geometricMeanEdges) }
         return SVGPlot(title: "Circuit size against pretraining loss", xLabel: "pretraining loss (nats per token, held out)",
                        yLabel: "circuit edges (geometric mean, log scale)", logY: true, series: series,
-                       markedLegend: "Pareto-optimal")
+                       markedLegend: "Pareto-optimal",
+                       guide: denseFrontier.count > 1 ? (name: "dense frontier", points: denseFrontier) : nil)
     }
 
     private func taskSection() -> String {

@@ -24,6 +24,8 @@ struct SVGPlot {
     var logY: Bool
     var series: [Series]
     var markedLegend: String? = nil
+    /// A dashed grey line under the series (a reference curve), with its legend entry.
+    var guide: (name: String, points: [(x: Double, y: Double)])? = nil
     /// Shown instead of the axes when there is nothing to draw.
     var emptyMessage = "no data yet"
 
@@ -35,8 +37,10 @@ struct SVGPlot {
     private let left = 70.0, right = 20.0, top = 36.0, bottom = 56.0
     private let legendRow = 16.0
 
-    private var legendEntries: [(name: String, color: String?)] {
-        series.map { ($0.name, Self.color($0.colorIndex)) } + (markedLegend.map { [($0, nil)] } ?? [])
+    private enum LegendMark { case dot(String), ring, dash }
+    private var legendEntries: [(name: String, mark: LegendMark)] {
+        series.map { ($0.name, .dot(Self.color($0.colorIndex))) } + (markedLegend.map { [($0, .ring)] } ?? [])
+            + (guide.map { [($0.name, .dash)] } ?? [])
     }
     /// The legend sits under the plot, in as many columns as fit, so it never covers data.
     private var legendColumns: Int { max(1, Int((width - left) / 210)) }
@@ -78,6 +82,10 @@ struct SVGPlot {
         }
         svg += ##"<text x="\##(left + plotW / 2)" y="\##(plotHeight - 14)" text-anchor="middle" class="axis">\##(escape(xLabel))</text>"##
         svg += ##"<text transform="translate(16 \##(top + plotH / 2)) rotate(-90)" text-anchor="middle" class="axis">\##(escape(yLabel))</text>"##
+        if let guide, guide.points.count > 1 {
+            let path = guide.points.sorted { $0.x < $1.x }.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
+            svg += ##"<polyline points="\##(path)" fill="none" stroke="#888" stroke-width="1.5" stroke-dasharray="6 4"/>"##
+        }
         // series
         for s in series {
             let color = Self.color(s.colorIndex)
@@ -104,10 +112,13 @@ struct SVGPlot {
         for (i, entry) in legendEntries.enumerated() {
             let lx = left + Double(i % legendColumns) * columnWidth
             let ly = plotHeight + 4 + Double(i / legendColumns) * legendRow
-            if let color = entry.color {
+            switch entry.mark {
+            case .dot(let color):
                 svg += ##"<circle cx="\##(f(lx))" cy="\##(f(ly - 4))" r="4" fill="\##(color)"/>"##
-            } else {
+            case .ring:
                 svg += ##"<circle cx="\##(f(lx))" cy="\##(f(ly - 4))" r="6" fill="none" stroke="#111" stroke-width="1.5"/>"##
+            case .dash:
+                svg += ##"<line x1="\##(f(lx - 6))" y1="\##(f(ly - 4))" x2="\##(f(lx + 6))" y2="\##(f(ly - 4))" stroke="#888" stroke-width="1.5" stroke-dasharray="4 3"/>"##
             }
             svg += ##"<text x="\##(f(lx + 10))" y="\##(f(ly))" class="legend">\##(escape(entry.name))</text>"##
         }
