@@ -101,7 +101,7 @@ public final class GPT {
     /// Activations of the last block at the prompts' last positions (task path).
     var answer: AnswerActivations?
     var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-    /// Rows of an ablated site without its mask-0 columns, then those columns' means and their product.
+    /// An ablated site's kept columns, gathered, then its pruned columns' means and their product.
     var ablationScratch = FloatBuffer(count: 0)
     /// A dense block matrix's columns of the kept nodes, gathered (`ablatedDenseProduct`).
     var gatheredWeights = FloatBuffer(count: 0)
@@ -328,34 +328,42 @@ public final class GPT {
         }
     }
 
-    /// The product of an ablated site's output with a compressed W. A node with mask 0 holds its mean
-    /// on every row, so its column's product with W is computed once and starts every row; the rows
-    /// then visit only the other columns' nonzero entries (AbsTopK and the mask leave few):
-    /// W·a = W·(their means) + W·(a without those columns).
-    func ablatedSparseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
-                              sparse: SparseMatrix, ablation: NodeAblation, nodeOffset: Int) {
-        let rest = ablationScratch.pointer, restProduct = rest + inFeatures
-        let columns = activeInputs
+    /// Splits an ablated site's columns: a node with mask 0 holds its mean on every row, so its
+    /// column goes into `pruned` (its mean; 0 for the other columns) to be multiplied once, and the
+    /// other columns are listed in `activeInputs`. Returns how many are listed.
+    private func splitPrunedColumns(_ ablation: NodeAblation, nodeOffset: Int, inFeatures: Int,
+                                    pruned: FloatPointer) -> Int {
         var kept = 0
         ablation.mask.withUnsafeBufferPointer { m in
             ablation.mean.withUnsafeBufferPointer { mu in
                 for j in 0..<inFeatures {
-                    let pruned = m[nodeOffset + j] == 0
-                    rest[j] = pruned ? mu[nodeOffset + j] : 0
-                    if !pruned { columns[kept] = Int32(j); kept += 1 }
+                    let isPruned = m[nodeOffset + j] == 0
+                    pruned[j] = isPruned ? mu[nodeOffset + j] : 0
+                    if !isPruned { activeInputs[kept] = Int32(j); kept += 1 }
                 }
             }
         }
+        return kept
+    }
+
+    /// The product of an ablated site's output with a compressed W: the pruned columns' product
+    /// (`splitPrunedColumns`) starts every row, and the rows then visit only the kept columns'
+    /// nonzero entries (AbsTopK and the mask leave few).
+    func ablatedSparseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+                              sparse: SparseMatrix, ablation: NodeAblation, nodeOffset: Int) {
+        let pruned = ablationScratch.pointer, prunedProduct = pruned + inFeatures
+        let columns = activeInputs
+        let kept = splitPrunedColumns(ablation, nodeOffset: nodeOffset, inFeatures: inFeatures, pruned: pruned)
         let start = sparse.colStart, index = sparse.colIndex, value = sparse.colValue
-        restProduct.update(repeating: 0, count: outFeatures)
-        for j in 0..<inFeatures where rest[j] != 0 {
-            for e in Int(start[j])..<Int(start[j + 1]) { restProduct[Int(index[e])] += rest[j] * value[e] }
+        prunedProduct.update(repeating: 0, count: outFeatures)
+        for j in 0..<inFeatures where pruned[j] != 0 {
+            for e in Int(start[j])..<Int(start[j + 1]) { prunedProduct[Int(index[e])] += pruned[j] * value[e] }
         }
         let parts = max(1, min(threads, rows))
         parallelFor(parts, threads: threads) { part in
             for r in chunkRange(rows, parts: parts, part) {
                 let o = out + r * outFeatures, a = input + r * inFeatures
-                o.update(from: restProduct, count: outFeatures)
+                o.update(from: prunedProduct, count: outFeatures)
                 for c in 0..<kept {
                     let j = Int(columns[c]), aj = a[j]
                     if aj == 0 { continue }
@@ -365,33 +373,30 @@ public final class GPT {
         }
     }
 
-    /// The dense product of an ablated site's output: as `ablatedSparseProduct`, the mask-0 columns
-    /// (each its mean on every row) go in once, and the rest runs as sgemm over only the other
-    /// columns, gathered. Pruning keeps few nodes, so this shrinks most products of mask training.
+    /// The dense product of an ablated site's output: the pruned columns' product
+    /// (`splitPrunedColumns`) is added to each row, and the kept columns, gathered, run as sgemm.
+    /// Pruning keeps few nodes, so this shrinks most products of mask training.
     func ablatedDenseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int,
                              inFeatures: Int, outFeatures: Int, ablation: NodeAblation, nodeOffset: Int) {
-        let columns = ablation.mask.withUnsafeBufferPointer { m in (0..<inFeatures).filter { m[nodeOffset + $0] != 0 } }
-        guard 2 * columns.count <= inFeatures else {
+        let gathered = ablationScratch.pointer
+        let pruned = gathered + rows * inFeatures, prunedProduct = pruned + inFeatures
+        let columns = activeInputs
+        let k = splitPrunedColumns(ablation, nodeOffset: nodeOffset, inFeatures: inFeatures, pruned: pruned)
+        guard 2 * k <= inFeatures else {
             linearForward(out, input, weight: weight, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
             return
         }
-        let k = columns.count
-        let gathered = ablationScratch.pointer, restProduct = ablationScratch.pointer + rows * inFeatures + inFeatures
         let gatheredWeight = gatheredWeights.pointer
-        ablation.mean.withUnsafeBufferPointer { mu in
-            ablation.mask.withUnsafeBufferPointer { m in
-                for o in 0..<outFeatures {
-                    let w = weight + o * inFeatures
-                    var sum: Float = 0
-                    for j in 0..<inFeatures where m[nodeOffset + j] == 0 { sum += w[j] * mu[nodeOffset + j] }
-                    restProduct[o] = sum
-                    for (t, j) in columns.enumerated() { gatheredWeight[o * k + t] = w[j] }
-                }
-            }
+        for o in 0..<outFeatures {
+            let w = weight + o * inFeatures
+            var sum: Float = 0
+            for j in 0..<inFeatures where pruned[j] != 0 { sum += w[j] * pruned[j] }
+            prunedProduct[o] = sum
+            for t in 0..<k { gatheredWeight[o * k + t] = w[Int(columns[t])] }
         }
         for r in 0..<rows {
             let a = input + r * inFeatures, g = gathered + r * k
-            for (t, j) in columns.enumerated() { g[t] = a[j] }
+            for t in 0..<k { g[t] = a[Int(columns[t])] }
         }
         if k > 0 {
             linearForward(out, gathered, weight: gatheredWeight, rows: rows, inFeatures: k, outFeatures: outFeatures, threads: threads)
@@ -400,7 +405,7 @@ public final class GPT {
         }
         for r in 0..<rows {
             let o = out + r * outFeatures
-            for i in 0..<outFeatures { o[i] += restProduct[i] }
+            for i in 0..<outFeatures { o[i] += prunedProduct[i] }
         }
     }
 
