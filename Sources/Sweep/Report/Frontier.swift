@@ -46,9 +46,7 @@ public enum SweepFrontier {
         var points: [FrontierPoint] = []
         for model in data.models {
             guard let loss = model.pretrainLoss else { continue }
-            let atTarget = data.circuits(of: model).filter {
-                abs($0.target - data.headlineTarget) < 1e-9 && tasks?.contains($0.task) != false
-            }
+            let atTarget = data.headlineCircuits(of: model).filter { tasks?.contains($0.task) != false }
             let reached = atTarget.compactMap { c -> Int? in c.reachable ? c.edges : nil }
             guard !reached.isEmpty else { continue }
             points.append(FrontierPoint(model: model, pretrainLoss: loss,
@@ -83,7 +81,7 @@ public enum SweepFrontier {
     public static func commonTasks(_ data: ReportData) -> [String] {
         let reachedByModel = data.models.compactMap { model -> Set<String>? in
             guard model.pretrainLoss != nil else { return nil }
-            let reached = Set(data.circuits(of: model).filter { abs($0.target - data.headlineTarget) < 1e-9 && $0.reachable }.map(\.task))
+            let reached = Set(data.headlineCircuits(of: model).filter(\.reachable).map(\.task))
             return reached.isEmpty ? nil : reached
         }
         guard let first = reachedByModel.first else { return [] }

@@ -93,7 +93,7 @@ struct HTMLReport {
         var s = "<section><h2>Models</h2><div class=\"scroll\"><table><tr><th>d_model</th><th>density</th><th>embed density</th><th>afrac</th><th>seed</th><th>pretrain loss</th><th>nonzero weights</th><th>edges at \(ReportFormat.number(data.headlineTarget))</th><th>tasks reached</th></tr>\n"
         for m in data.models {
             let p = byID[m.identifier]
-            let atTarget = data.circuits(of: m).filter { abs($0.target - data.headlineTarget) < 1e-9 }
+            let atTarget = data.headlineCircuits(of: m)
             s += "<tr><td>\(m.dModel)</td><td>\(ReportFormat.number(m.density))</td><td>\(ReportFormat.number(m.embedDensity))</td><td>\(ReportFormat.number(m.afrac))</td><td>\(m.seed)</td>"
             s += "<td>\(m.pretrainLoss.map { ReportFormat.loss($0) } ?? "training…")</td><td>\(m.nonzeroWeights.map(String.init) ?? "")</td>"
             s += "<td>\(p.map { ReportFormat.edges($0.geometricMeanEdges) } ?? "")</td><td>\(atTarget.filter(\.reachable).count)/\(atTarget.count)</td></tr>\n"

@@ -101,6 +101,13 @@ public struct ReportData: Sendable {
         let id = model.identifier
         return circuits.filter { $0.modelID == id }
     }
+
+    /// The model's circuits at the headline target loss, one per task.
+    func headlineCircuits(of model: ReportModel) -> [ReportCircuit] {
+        circuits(of: model).filter { isHeadline($0) }
+    }
+
+    func isHeadline(_ circuit: ReportCircuit) -> Bool { abs(circuit.target - headlineTarget) < 1e-9 }
 }
 
 enum ReportFormat {

@@ -37,7 +37,7 @@ public struct ReportWriter {
         try put("frontier.csv", Data(frontierCSV().utf8))
         try put("frontier.json", try frontierJSON())
         try put("models.csv", Data(modelsCSV().utf8))
-        for circuit in data.circuits where abs(circuit.target - data.headlineTarget) < 1e-9 {
+        for circuit in data.circuits where data.isHeadline(circuit) {
             guard let json = circuit.circuitJSON else { continue }
             try put("\(circuit.modelID)__\(circuit.task).json", json, in: circuitsDir)
         }
@@ -97,7 +97,7 @@ public struct ReportWriter {
         var lines = ["density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,geomean_edges_at_\(target),tasks_reached,tasks_total"]
         for m in data.models {
             let p = points[m.identifier]
-            let atTarget = data.circuits(of: m).filter { abs($0.target - data.headlineTarget) < 1e-9 }
+            let atTarget = data.headlineCircuits(of: m)
             var fields = modelFields(m)
             fields += [optional(m.pretrainLoss), optional(m.nonzeroWeights), optional(p?.geometricMeanEdges)]
             fields += [String(atTarget.filter(\.reachable).count), String(atTarget.count)]
