@@ -63,11 +63,15 @@ final class GoldenPruningTests: XCTestCase {
         assertClose(circuit.trace.map(\.loss), reference.map(\.loss), rtol: 1e-4, atol: 1e-6, "bisection trace")
     }
 
-    func testChunkingDoesNotChangeLossOrGradient() throws {
-        let pairs = try golden.pairs
-        let means = golden.floats["means"]!
+    /// The golden pairs and means, with every `every`-th node from `first` on pruned.
+    private func prunedEveryNth(from first: Int, every: Int) throws -> (TaskPairs, [Float], [Float]) {
         var masks = [Float](repeating: 1, count: 736)
-        for i in stride(from: 0, to: 736, by: 3) { masks[i] = 0 }
+        for i in stride(from: first, to: 736, by: every) { masks[i] = 0 }
+        return (try golden.pairs, golden.floats["means"]!, masks)
+    }
+
+    func testChunkingDoesNotChangeLossOrGradient() throws {
+        let (pairs, means, masks) = try prunedEveryNth(from: 0, every: 3)
         model.chunkPrompts = 64
         let whole = try model.taskLoss(pairs, masks: masks, means: means, maskGradient: true)
         model.chunkPrompts = 3
@@ -77,10 +81,7 @@ final class GoldenPruningTests: XCTestCase {
     }
 
     func testReplicasGiveBitwiseTheSameLossAndGradient() throws {
-        let pairs = try golden.pairs
-        let means = golden.floats["means"]!
-        var masks = [Float](repeating: 1, count: 736)
-        for i in stride(from: 1, to: 736, by: 4) { masks[i] = 0 }
+        let (pairs, means, masks) = try prunedEveryNth(from: 1, every: 4)
         model.chunkPrompts = 3
         let alone = try model.taskLoss(pairs, masks: masks, means: means, maskGradient: true)
         let config = model.model.config
