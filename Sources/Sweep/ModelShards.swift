@@ -13,7 +13,8 @@ import SparseGPT
 ///   `context.resume` → output `checkpoint`, summary `pretrain_loss`, `nonzero_weights`;
 /// - prune: the frontier of one (model, task) from `train.checkpoint` and
 ///   `prepare.*` → outputs `curve` (frontier document) and `circuit` (the circuit at the
-///   headline target), summary `edges` and `nodes` there (absent when unreachable).
+///   headline target), summary `edges`, `nodes` and `necessity_loss` there (absent unless
+///   reachable), `reachable` and `collapsed` (1 or 0).
 enum ModelShards {
     static let tokenizerBytes = 2_000_000
 
@@ -118,6 +119,7 @@ enum ModelShards {
     static func prune(_ context: ShardContext) throws -> ShardOutput {
         let task = try context.params.task.orThrow("task", context)
         let section = try context.params.prune.orThrow("prune", context)
+        let tokenizer = try BPETokenizer.load(from: try context.input("prepare.tokenizer").path)
         var request = PruneRequest(modelPath: try context.input("train.checkpoint").path,
                                    pairsPath: try context.input("prepare.tasks").path)
         request.tasks = [task]
@@ -129,6 +131,10 @@ enum ModelShards {
         request.settings.pruning.learningRate = Float(section.learningRate)
         request.settings.pruning.batchPairs = section.batchSize
         request.settings.bisection = section.bisection ?? .trainedMask
+        request.settings.calibration = section.calibration ?? request.settings.calibration
+        request.settings.tauInitializations = section.tauInitializations ?? request.settings.tauInitializations
+        request.modelID = context.params.point?.name
+        request.tokenText = { tokenizer.display($0) }
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
         // One shard per core: the worker's slots are the parallelism.
         request.workers = 1
@@ -146,10 +152,11 @@ enum ModelShards {
         }
         let circuit = outcome.circuit
         var summary: [String: Double] = ["full_loss": Double(circuit.fullLoss), "reachable": circuit.reachable ? 1 : 0,
-                                         "target": section.headlineTarget]
+                                         "collapsed": circuit.status == .collapsed ? 1 : 0, "target": section.headlineTarget]
         if circuit.reachable, let edges = circuit.edgeCount, let nodes = circuit.nodeCount {
             summary["edges"] = Double(edges)
             summary["nodes"] = Double(nodes)
+            summary["necessity_loss"] = circuit.necessityLoss.map(Double.init)
         }
         return ShardOutput(outputs: ["curve": URL(fileURLWithPath: outcome.frontierPath),
                                      "circuit": URL(fileURLWithPath: outcome.circuitPath)],

@@ -87,6 +87,10 @@ public struct PruneSection: Codable, Equatable {
     /// Where bisection over k starts; nil is the default, the trained mask (and keeps the plan of
     /// sweeps that do not set it unchanged).
     public var bisection: BisectionStart?
+    /// Calibrated discretisation; nil is the default, on (and keeps the plan of sweeps that do not set it).
+    public var calibration: Bool?
+    /// τ initialisations per λ; nil is the default, `FrontierSettings().tauInitializations`.
+    public var tauInitializations: Int?
 }
 
 public struct RetrySection: Codable, Equatable {
@@ -194,6 +198,8 @@ public struct SweepSpec: Codable, Equatable {
                 }
                 spec.prune.bisection = value
             }
+            spec.prune.calibration = try prune.bool("calibration")
+            spec.prune.tauInitializations = try prune.int("tau_initializations", min: 1)
             try prune.rejectUnknownKeys()
         }
         if let retries = try top.section("retries") {
@@ -372,6 +378,14 @@ final class YAMLSection {
         guard let node = value(key) else { return nil }
         guard let scalar = node.scalar, node.tag == .init(.str) else { throw error(key, "expected a string") }
         return scalar.string
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let node = value(key) else { return nil }
+        guard node.tag == .init(.bool), let value = node.bool else {
+            throw error(key, "expected true or false, found '\(node.scalar?.string ?? "a collection")'", line: node.mark?.line)
+        }
+        return value
     }
 
     func int(_ key: String, min: Int) throws -> Int? {

@@ -92,8 +92,14 @@ final class ModelShardTests: XCTestCase {
         XCTAssertEqual(curve["task"] as? String, "var_swap")
         XCTAssertEqual((curve["points"] as? [Any])?.count, 2)
         XCTAssertNotNil(pruned.summary["full_loss"])
+        let circuit = try JSONSerialization.jsonObject(with: Data(contentsOf: pruned.outputs["circuit"]!)) as! [String: Any]
+        XCTAssertEqual(circuit["model"] as? String, prune.params.point?.name, "named by the model point, not a path")
+        XCTAssertEqual((circuit["candidate_texts"] as? [String])?.count, (circuit["candidate_tokens"] as? [Int])?.count)
+        XCTAssertNotNil(circuit["status"])
+        XCTAssertEqual(pruned.summary["collapsed"] == 1, circuit["status"] as? String == "collapsed")
         if pruned.summary["reachable"] == 1 {
             XCTAssertGreaterThan(pruned.summary["edges"] ?? 0, 0)
+            XCTAssertEqual(pruned.summary["necessity_loss"], (circuit["necessity_loss"] as? Double).map { Double(Float($0)) })
         } else {
             XCTAssertNil(pruned.summary["edges"], "an unreachable circuit has no size")
         }
