@@ -94,9 +94,11 @@ public struct CircuitDocument: Codable, Equatable, Sendable {
         necessityLoss = point.necessityLoss
         nodeCount = circuit.nodeCount
         edgeCount = circuit.edgeCount
-        let headed: Set<String> = ["q", "k", "v"]
+        // Only q, k and v channels belong to heads; attention output channels come after
+        // attn.c_proj, in the residual basis.
+        let headed: [NodeKind] = [.q, .k, .v]
         locations = layout.locations.map { location in
-            let byHead = dHead.flatMap { $0 > 0 && headed.contains(String(location.name.split(separator: ".").last ?? "")) ? $0 : nil }
+            let byHead = dHead.flatMap { $0 > 0 && location.kind.map(headed.contains) == true ? $0 : nil }
             let kept = location.range.filter { circuit.keep[$0] }.map { i in
                 KeptNode(index: i - location.offset, mean: means[i], head: byHead.map { (i - location.offset) / $0 })
             }
