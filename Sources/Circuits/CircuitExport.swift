@@ -46,6 +46,8 @@ public struct CircuitDocument: Codable, Equatable, Sendable {
     public let calibration: LogitCalibration?
     /// Task loss on the test pairs with only the circuit's nodes ablated (SPEC 4 b), scored the same way.
     public let necessityLoss: Float?
+    /// The same uncalibrated, when the circuit is calibrated.
+    public let uncalibratedNecessityLoss: Float?
     public let nodeCount: Int?
     public let edgeCount: Int?
     /// When collapsed: the nodes of the smallest collapsed circuit (not a circuit size).
@@ -61,7 +63,7 @@ public struct CircuitDocument: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case task, model, target, status, reachable, lambda, calibration, locations, edges, bisection
         case fullLoss = "full_loss", calibratedFullLoss = "calibrated_full_loss", reachedLoss = "reached_loss"
-        case necessityLoss = "necessity_loss", nodeCount = "node_count", edgeCount = "edge_count"
+        case necessityLoss = "necessity_loss", uncalibratedNecessityLoss = "uncalibrated_necessity_loss", nodeCount = "node_count", edgeCount = "edge_count"
         case collapsedNodeCount = "collapsed_node_count"
         case totalNodes = "total_nodes", candidateTokens = "candidate_tokens", candidateTexts = "candidate_texts"
     }
@@ -83,7 +85,7 @@ public struct CircuitDocument: Codable, Equatable, Sendable {
         collapsedNodeCount = point.collapsedCircuit?.nodeCount
         guard let circuit = point.circuit else {
             reachable = false
-            lambda = nil; reachedLoss = nil; calibration = nil; necessityLoss = nil; nodeCount = nil; edgeCount = nil
+            lambda = nil; reachedLoss = nil; calibration = nil; necessityLoss = nil; uncalibratedNecessityLoss = nil; nodeCount = nil; edgeCount = nil
             locations = nil; edges = nil; bisection = nil
             return
         }
@@ -92,6 +94,7 @@ public struct CircuitDocument: Codable, Equatable, Sendable {
         reachedLoss = circuit.loss
         calibration = circuit.calibration
         necessityLoss = point.necessityLoss
+        uncalibratedNecessityLoss = point.uncalibratedNecessityLoss
         nodeCount = circuit.nodeCount
         edgeCount = circuit.edgeCount
         // Only q, k and v channels belong to heads; attention output channels come after

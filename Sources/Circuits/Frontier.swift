@@ -135,6 +135,9 @@ public struct Frontier: Sendable {
         /// Necessity (SPEC 4 b): the task loss on the test pairs of the full model with only the
         /// circuit's nodes ablated, scored as the circuit was (calibrated when it was).
         public let necessityLoss: Float?
+        /// The same without calibration, when the circuit was calibrated: calibration rescales
+        /// whatever signal the rest of the model still carries, so it is the stricter of the two.
+        public let uncalibratedNecessityLoss: Float?
     }
 
     /// One λ's mask training (from one τ initialisation) and its circuits, kept for inspection.
@@ -276,13 +279,19 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
     let points = try settings.targets.map { target -> Frontier.Point in
         let reached = runs.compactMap { $0.circuits[target] }
         if let best = smallest(reached.filter { !isCollapsed($0) }) {
-            let necessity = try scorer.score(best.keep.map { $0 ? 0 : 1 }).loss
-            return Frontier.Point(target: target, status: .reachable, circuit: best, collapsedCircuit: nil, necessityLoss: necessity)
+            let ablated: [Float] = best.keep.map { $0 ? 0 : 1 }
+            let necessity = try scorer.score(ablated).loss
+            let uncalibrated = settings.calibration
+                ? try model.taskLoss(scorer.test, masks: ablated, means: means, maskGradient: false).loss : nil
+            return Frontier.Point(target: target, status: .reachable, circuit: best, collapsedCircuit: nil,
+                                  necessityLoss: necessity, uncalibratedNecessityLoss: uncalibrated)
         }
         if let collapsed = smallest(reached) {
-            return Frontier.Point(target: target, status: .collapsed, circuit: nil, collapsedCircuit: collapsed, necessityLoss: nil)
+            return Frontier.Point(target: target, status: .collapsed, circuit: nil, collapsedCircuit: collapsed,
+                                  necessityLoss: nil, uncalibratedNecessityLoss: nil)
         }
-        return Frontier.Point(target: target, status: .unreachable, circuit: nil, collapsedCircuit: nil, necessityLoss: nil)
+        return Frontier.Point(target: target, status: .unreachable, circuit: nil, collapsedCircuit: nil,
+                              necessityLoss: nil, uncalibratedNecessityLoss: nil)
     }
     return Frontier(task: data.task, fullLoss: fullLoss, calibratedFullLoss: settings.calibration ? fullScore.loss : nil,
                     collapseNodes: collapseNodes, points: points, runs: runs, seconds: Date().timeIntervalSince(start))

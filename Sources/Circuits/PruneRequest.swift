@@ -52,7 +52,10 @@ public struct PruneOutcome {
             lines.append("  circuit: \(c.nodeCount!) of \(c.totalNodes) nodes, \(c.edgeCount!) edges, task loss \(format(c.reachedLoss!)) (λ \(c.lambda!)\(calibrated))")
             let perLocation = (c.locations ?? []).filter { !$0.kept.isEmpty }.map { "\($0.name) \($0.kept.count)/\($0.size)" }
             lines.append("  kept: " + (perLocation.isEmpty ? "none" : perLocation.joined(separator: ", ")))
-            if let necessity = c.necessityLoss { lines.append("  necessity: task loss \(format(necessity)) with only the circuit ablated") }
+            if let necessity = c.necessityLoss {
+                let plain = c.uncalibratedNecessityLoss.map { " (uncalibrated \(format($0)))" } ?? ""
+                lines.append("  necessity: task loss \(format(necessity))\(plain) with only the circuit ablated")
+            }
         case .collapsed:
             lines.append("  collapsed: every circuit that reached task loss \(format(c.target)) keeps more than \(frontier.collapseNodes) of \(c.totalNodes) nodes (smallest \(c.collapsedNodeCount ?? 0)), even after retries")
         case .unreachable:

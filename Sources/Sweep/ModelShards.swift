@@ -13,8 +13,9 @@ import SparseGPT
 ///   `context.resume` → output `checkpoint`, summary `pretrain_loss`, `nonzero_weights`;
 /// - prune: the frontier of one (model, task) from `train.checkpoint` and
 ///   `prepare.*` → outputs `curve` (frontier document) and `circuit` (the circuit at the
-///   headline target), summary `edges`, `nodes` and `necessity_loss` there (absent unless
-///   reachable), `reachable` and `collapsed` (1 or 0).
+///   headline target), summary `edges`, `nodes`, `necessity_loss` and (when calibrated)
+///   `uncalibrated_necessity_loss` there (absent unless reachable), `reachable` and
+///   `collapsed` (1 or 0).
 enum ModelShards {
     static let tokenizerBytes = 2_000_000
 
@@ -157,6 +158,7 @@ enum ModelShards {
             summary["edges"] = Double(edges)
             summary["nodes"] = Double(nodes)
             summary["necessity_loss"] = circuit.necessityLoss.map(Double.init)
+            summary["uncalibrated_necessity_loss"] = circuit.uncalibratedNecessityLoss.map(Double.init)
         }
         return ShardOutput(outputs: ["curve": URL(fileURLWithPath: outcome.frontierPath),
                                      "circuit": URL(fileURLWithPath: outcome.circuitPath)],

@@ -54,6 +54,11 @@ final class FrontierControlTests: XCTestCase {
         XCTAssertEqual(calibrated.fullLoss, plain.fullLoss, "the full model's own loss stays uncalibrated")
         XCTAssertLessThan(try XCTUnwrap(calibrated.calibratedFullLoss), calibrated.fullLoss)
         XCTAssertNil(plain.calibratedFullLoss)
+        // Node 7 alone still gives margin 1: calibrated, the circuit is not necessary; uncalibrated it loses 0.31.
+        let point = try XCTUnwrap(calibrated.point(at: 0.15))
+        XCTAssertLessThan(try XCTUnwrap(point.necessityLoss), 0.01)
+        XCTAssertEqual(Double(try XCTUnwrap(point.uncalibratedNecessityLoss)), log(1 + exp(-1.0)), accuracy: 1e-5)
+        XCTAssertNil(plain.point(at: 0.15)?.uncalibratedNecessityLoss)
     }
 
     func testNecessityIsTheLossWithOnlyTheCircuitAblated() throws {
@@ -140,7 +145,8 @@ final class FrontierControlTests: XCTestCase {
         keep[wide.location(layer: 0, "attn_out").offset + 2] = true
         let circuit = Circuit(task: "t", lambda: 1e-3, target: 0.15, k: 3, keep: keep, loss: 0.1,
                               calibration: LogitCalibration(scale: 2, shift: -0.5), edges: [], trace: [(3, 0.1)])
-        let point = Frontier.Point(target: 0.15, status: .reachable, circuit: circuit, collapsedCircuit: nil, necessityLoss: 1.2)
+        let point = Frontier.Point(target: 0.15, status: .reachable, circuit: circuit, collapsedCircuit: nil, necessityLoss: 1.2,
+                                   uncalibratedNecessityLoss: 2.5)
         let document = CircuitDocument(point: point, task: "t", fullLoss: 0.01, calibratedFullLoss: 0.005, layout: wide,
                                        means: [Float](repeating: 0, count: wide.count), candidateTokens: [7, 9],
                                        candidateTexts: ["'", "\""], dHead: 2, model: "d0.25-w64-a0.25-s0")
@@ -149,6 +155,7 @@ final class FrontierControlTests: XCTestCase {
         XCTAssertEqual(json["candidate_texts"] as? [String], ["'", "\""])
         XCTAssertEqual(json["candidate_tokens"] as? [Int], [7, 9])
         XCTAssertEqual((json["calibration"] as? [String: Double])?["scale"], 2)
+        XCTAssertEqual(json["uncalibrated_necessity_loss"] as? Double, 2.5)
         let locations = Dictionary(uniqueKeysWithValues: (json["locations"] as! [[String: Any]]).map { ($0["name"] as! String, $0) })
         XCTAssertEqual(locations["0.q"]?["heads"] as? [Int], [0, 1])
         XCTAssertEqual((locations["0.q"]?["kept"] as? [[String: Any]])?.map { $0["head"] as? Int }, [0, 1])
