@@ -201,7 +201,11 @@ struct CircuitPage {
       const maxCount = Math.max(1, ...counts);
       const host = document.getElementById("graph");
       const width = Math.max(host.clientWidth - 4 || 600, left + maxCount * spacing + groupGap * 3 + 40);
-      const height = top + rows.length * rowH + 10;
+      // Rows without nodes stay thin, so a circuit confined to a few locations fits on screen.
+      const heights = rows.map((row, r) => counts[r] > row.groups.length - 1 ? rowH : 30);
+      const rowY = [];
+      { let y = top; for (let r = rows.length - 1; r >= 0; r--) { rowY[r] = y + heights[r] / 2; y += heights[r]; } }
+      const height = top + heights.reduce((a, b) => a + b, 0) + 10;
       const svg = document.createElementNS(SVG, "svg");
       svg.setAttribute("class", "graph");
       svg.setAttribute("width", width); svg.setAttribute("height", height);
@@ -230,7 +234,7 @@ struct CircuitPage {
 
       const pos = {}, nodes = [];
       rows.forEach((row, r) => {
-        const y = top + (rows.length - 1 - r) * rowH + rowH / 2;
+        const y = rowY[r];
         el("text", { x: 8, y: y + 4, class: "rowlabel" }, svg, row.label);
         el("line", { x1: left - 10, y1: y, x2: width - 10, y2: y, stroke: "#f0f0f0" }, edgeLayer);
         const total = counts[r];
@@ -239,7 +243,10 @@ struct CircuitPage {
           if (gi > 0) x += groupGap - spacing;
           const kept = keptOf(group);
           const kind = group.split(".").pop();
-          if (row.groups.length > 1) el("text", { x: x - 4, y: y - 14, class: "headlabel" }, svg, kind + (kept.length ? "" : " (none)"));
+          if (row.groups.length > 1 && total > row.groups.length - 1) {
+            el("text", { x: x - 4, y: y - 14, class: "headlabel" }, svg, kind + (kept.length ? "" : " (none)"));
+            if (!kept.length) x += 40;
+          }
           let lastHead = null;
           kept.forEach(k => {
             const id = group + ":" + k.index;
@@ -252,7 +259,7 @@ struct CircuitPage {
             nodes.push({ id: id, mean: k.mean });
             x += rowSpacing(row);
           });
-          if (!kept.length && row.groups.length === 1) el("text", { x: left, y: y + 4, class: "headlabel" }, svg, "no nodes kept");
+          if (gi === row.groups.length - 1 && total === row.groups.length - 1) el("text", { x: left, y: y + 4, class: "headlabel" }, svg, "no nodes kept");
         });
       });
 
@@ -338,7 +345,7 @@ struct CircuitPage {
         }).join("");
       }
       function abBars(a, b) {
-        const m = Math.max(1e-9, Math.abs(a), Math.abs(b)), w = 150, mid = 175;
+        const m = Math.max(1e-9, Math.abs(a), Math.abs(b)), w = 115, mid = 215;
         const bar = (v, y, cls, label) => {
           const len = Math.abs(v) / m * w, x = v >= 0 ? mid : mid - len;
           return "<rect x=\"" + x.toFixed(1) + "\" y=\"" + y + "\" width=\"" + Math.max(1, len).toFixed(1) + "\" height=\"14\" class=\"" + cls + "\"/><text x=\"4\" y=\"" + (y + 12) + "\">" + label + " " + fmt(v, 3) + "</text>";
@@ -358,6 +365,7 @@ struct CircuitPage {
         if (info) {
           h += "<p>Ablation effect: task loss <strong>" + fmt(info.ablated_loss) + "</strong> without this node, against " + fmt(base) + " for the circuit (" + (info.ablated_loss - base >= 0 ? "+" : "") + fmt(info.ablated_loss - base) + ").</p>";
           h += "<h4>Mean at the answer position, in the circuit</h4>" + abBars(info.mean_a, info.mean_b);
+          if (Math.abs(info.mean_a - info.mean_b) < 1e-6) h += "<p class=\"tag\">The same on A and B: before a layer's attention a node sees only its own position, so it differs only where an earlier layer carried the difference to the answer.</p>";
         } else if (!id.startsWith("logits:")) {
           h += "<p>No analysis for this node.</p>";
         }

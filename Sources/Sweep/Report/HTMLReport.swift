@@ -163,7 +163,7 @@ extension HTMLReport {
     nav.files { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 6px 0; } .running { background: #fff4d6; padding: 6px 10px; border-radius: 4px; }
     table { border-collapse: collapse; font-size: 14px; } td, th { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
     th { font-weight: 600; } td.num { text-align: right; white-space: nowrap; }
-    .scroll { overflow-x: auto; } table.wrap { width: 100%; } table.wrap td, table.wrap th { overflow-wrap: anywhere; }
+    .scroll { overflow-x: auto; } table.wrap { width: 100%; } table.wrap td { overflow-wrap: anywhere; }
     tr.failed td { background: #fdecea; } td.error { font-family: ui-monospace, monospace; font-size: 13px; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 40em; }
     svg.plot { width: 100%; height: auto; display: block; }
     .at-medium, .at-narrow { display: none; }

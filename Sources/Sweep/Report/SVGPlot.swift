@@ -121,7 +121,10 @@ struct SVGPlot {
                 if let tip = p.tooltip { svg += "<title>\(escape(tip))</title>" }
                 svg += "</circle>"
                 if let label = p.label {
-                    svg += ##"<text x="\##(f(px(p.x) + 7))" y="\##(f(py(p.y) - 7))" class="label" fill="\##(color)">\##(escape(label))</text>"##
+                    // Near the right edge a label goes left of its point, inside the plot.
+                    let flip = px(p.x) > width - right - 8 * Double(label.count) - 10
+                    let lx = flip ? px(p.x) - 7 : px(p.x) + 7
+                    svg += ##"<text x="\##(f(lx))" y="\##(f(py(p.y) - 7))" class="label" fill="\##(color)"\##(flip ? ##" text-anchor="end""## : "")>\##(escape(label))</text>"##
                 }
             }
         }
