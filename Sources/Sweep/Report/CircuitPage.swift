@@ -371,6 +371,8 @@ struct CircuitPage {
         }
         h += edgeTable(edges.filter(e => e.to === id), "from", "Incoming edges");
         h += edgeTable(edges.filter(e => e.from === id), "to", "Outgoing edges");
+        const via = residual.filter(e => e.from === id || e.to === id).map(e => e.from === id ? e.to : e.from);
+        if (via.length) h += "<h4>Same residual channel</h4><p>" + via.map(v => "<a class=\"node-link\" data-go=\"" + esc(v) + "\">" + esc(nodeName(v)) + "</a>").join(", ") + "</p>";
         if (info && (info.top.length || info.bottom.length)) {
           const scale = Math.max(1e-9, ...info.top.concat(info.bottom).flatMap(s => s.activations.map(Math.abs)));
           h += "<h4>Most active on held-out text (full model)</h4>" + snippetsHTML(info.top, scale);
