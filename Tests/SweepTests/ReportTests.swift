@@ -289,6 +289,16 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("<pre class=\"pair\">x = 'a<mark>'</mark></pre>"), "the pair as text")
         XCTAssertTrue(html.contains("aria-label=\"bisection over k\""))
         XCTAssertTrue(html.contains("12 of 136 nodes, 9 edges"))
+
+        // A newer document's status and necessity are shown; a page without analysis says so.
+        var newer = circuit
+        newer.circuitJSON = Data(Self.circuitFixture.replacingOccurrences(of: #""reachable": true,"#,
+                                                                          with: #""reachable": true, "status": "collapsed", "necessity_loss": 0.61,"#).utf8)
+        let plain = try CircuitPage(model: model, circuit: newer, analysis: nil, sweepName: "sample").render()
+        XCTAssertTrue(plain.contains("has task loss 0.6100"))
+        XCTAssertTrue(plain.contains("Status: collapsed."))
+        XCTAssertTrue(plain.contains("This circuit has no analysis"))
+        XCTAssertTrue(plain.contains("No pairs recorded with this circuit."))
     }
 
     func testTrainingCurveRoundTripsAndNamesBadLines() throws {

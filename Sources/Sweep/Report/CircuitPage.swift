@@ -26,6 +26,10 @@ struct CircuitPage {
         var total_nodes: Int?
         var lambda: Double?
         var bisection: [Trace]?
+        /// Written by newer pruners: reachable, unreachable or collapsed, and the task loss with
+        /// the circuit's nodes removed from the full model.
+        var status: String?
+        var necessity_loss: Double?
     }
 
     private struct AnalysisPairs: Decodable {
@@ -55,6 +59,10 @@ struct CircuitPage {
         body += "<h1>\(escape(circuit.task))</h1>\n<p class=\"meta\">\(escape(model.label)), embedding density \(ReportFormat.number(model.embedDensity)), AbsTopK fraction \(ReportFormat.number(model.afrac)), seed \(model.seed)</p>\n"
         let target = summary.target ?? circuit.target
         body += "<p>The circuit at target task loss \(ReportFormat.number(target)): <strong>\(summary.node_count.map(String.init) ?? "?") of \(summary.total_nodes.map(String.init) ?? "?") nodes, \(summary.edge_count.map(String.init) ?? "?") edges</strong>, task loss \(ReportFormat.loss(summary.reached_loss)) (the full model: \(ReportFormat.loss(summary.full_loss))\(summary.lambda.map { ", λ \(ReportFormat.number($0))" } ?? "")).</p>\n"
+        if let necessity = summary.necessity_loss {
+            body += "<p>Necessity: the full model with this circuit's nodes ablated has task loss \(ReportFormat.loss(necessity)).</p>\n"
+        }
+        if let status = summary.status, status != "reachable" { body += "<p class=\"running\">Status: \(escape(status)).</p>\n" }
         body += graphSection(hasAnalysis: analysis != nil)
         body += "<div class=\"below\">\n" + curveSection(summary, target: target) + pairsSection(pairs) + "</div>\n"
         if let pairs {
@@ -165,13 +173,19 @@ struct CircuitPage {
 
       const perNode = {};
       if (analysis) for (const n of analysis.nodes) perNode[n.location + ":" + n.index] = n;
-      function headOf(loc, index) { return dHead ? Math.floor(index / dHead) : null; }
+      // The head of a q/k/v channel: from d_head, or from the document's own `head` fields.
+      function headOf(loc, index) {
+        if (dHead) return Math.floor(index / dHead);
+        const kept = ((locations[loc] || {}).kept || []).find(k => k.index === index);
+        return kept && Number.isInteger(kept.head) ? kept.head : null;
+      }
       function nodeName(id) {
         const [loc, idx] = id.split(":");
         const index = Number(idx);
         if (loc === "logits") return "logit " + (index in tokenText ? show(tokenText[index]) : "token " + index);
         const kind = loc.split(".").pop();
-        if ((kind === "q" || kind === "k" || kind === "v") && dHead) return loc + " head " + headOf(loc, index) + " · " + (index % dHead);
+        const head = (kind === "q" || kind === "k" || kind === "v") ? headOf(loc, index) : null;
+        if (head !== null) return loc + " head " + head + (dHead ? " · " + (index % dHead) : " channel " + index);
         return loc + " " + index;
       }
 
@@ -251,7 +265,7 @@ struct CircuitPage {
           kept.forEach(k => {
             const id = group + ":" + k.index;
             const head = (kind === "q" || kind === "k" || kind === "v") ? headOf(group, k.index) : null;
-            if (head !== null && head !== lastHead && dHead) {
+            if (head !== null && head !== lastHead) {
               el("text", { x: x - 4, y: y + 22, class: "headlabel" }, svg, "h" + head);
               lastHead = head;
             }
