@@ -112,6 +112,10 @@ public struct SimulateSection: Codable, Equatable {
     public var crashFirstAttempt: [String] = []
     /// Shards (by id) that fail on every attempt.
     public var alwaysFail: [String] = []
+    /// Shards (by id) that fail with a deterministic error, which is not retried.
+    public var failPermanently: [String] = []
+    /// Tasks the prepare shard reports it cannot make pairs for.
+    public var unpreparableTasks: [String] = []
 }
 
 /// A parsed and validated sweep file.
@@ -217,6 +221,8 @@ public struct SweepSpec: Codable, Equatable {
             section.stepSeconds = try simulate.double("step_seconds", atLeast: 0) ?? section.stepSeconds
             section.crashFirstAttempt = try simulate.strings("crash_first_attempt") ?? []
             section.alwaysFail = try simulate.strings("always_fail") ?? []
+            section.failPermanently = try simulate.strings("fail_permanently") ?? []
+            section.unpreparableTasks = try simulate.strings("unpreparable_tasks") ?? []
             try simulate.rejectUnknownKeys()
             spec.simulate = section
         }
