@@ -83,6 +83,7 @@ final class ChaosTests: ClusterTestCase {
                                             : ["coordinator", sweep.path, "--bind", endpoint, "--run-dir", runDirectory.path])
         }
         var coordinator = try startCoordinator(resume: false)
+        waitUntil("the coordinator listens") { log("coordinator").contains("coordinator on ") }
         var workers = try Dictionary(uniqueKeysWithValues: ChaosTests.workers.map { ($0, try spawn($0, workerArguments($0, connect: endpoint))) })
 
         var kills = ["worker": 0, "shard child": 0, "coordinator": 0]
