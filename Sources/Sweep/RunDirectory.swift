@@ -74,6 +74,16 @@ func fileError(_ what: String, _ url: URL, _ error: Error) -> SweepError {
     return SweepError("\(what) \(url.path): \(reason)")
 }
 
+/// An error for the user: Foundation's file errors name their file and say errno's words; any
+/// other error is its own description.
+func describe(_ error: Error) -> String {
+    let nsError = error as NSError
+    guard nsError.domain == NSCocoaErrorDomain || nsError.domain == NSPOSIXErrorDomain else { return "\(error)" }
+    let path = (nsError.userInfo[NSFilePathErrorKey] as? String) ?? (nsError.userInfo[NSURLErrorKey] as? URL)?.path
+    guard let path else { return "\(error)" }
+    return fileError("cannot use", URL(fileURLWithPath: path), error).description
+}
+
 /// The current errno as a sentence naming the file.
 func errnoError(_ what: String, _ url: URL, _ code: Int32 = errno) -> SweepError {
     SweepError("\(what) \(url.path): \(String(cString: strerror(code)))")

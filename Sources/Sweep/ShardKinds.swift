@@ -107,7 +107,7 @@ public enum ShardRunner {
             try execute(jobFile: jobFile)
             return ShardExitStatus.succeeded
         } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
             return isDeterministic(error) ? ShardExitStatus.failedPermanently : ShardExitStatus.failed
         }
     }

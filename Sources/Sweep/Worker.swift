@@ -72,6 +72,8 @@ public final class Worker {
     private var lastHello = 0.0
     private var stopRequested = false
     private var lastBusy = Date().timeIntervalSince1970
+    /// Warnings that a misbehaving peer or a full queue could repeat thousands of times a second.
+    private var warningLog = LogThrottle(burst: CoordinatorTiming.dropLogBurst, interval: CoordinatorTiming.dropLogIntervalSeconds)
 
     private var waiting: [LeaseKey: SupervisedShard] = [:]   // leased, fetching inputs
     private var running: [LeaseKey: SupervisedShard] = [:]   // child process started
@@ -117,7 +119,7 @@ public final class Worker {
                     do {
                         try handle(try Message.decode(frames))
                     } catch let error as ProtocolError {
-                        logger.warning("dropped a message from the coordinator: \(error)")
+                        warn("dropped a message from the coordinator: \(error)")
                     } catch {
                         logger.error("\(error)")
                     }
@@ -190,10 +192,18 @@ public final class Worker {
         guard let socket else { return }
         do {
             if try !socket.send(message.encoded(), dontWait: true) {
-                logger.warning("send queue full; dropped a \(message.name) message")
+                warn("send queue full; dropped a \(message.name) message")
             }
         } catch {
-            logger.warning("send failed: \(error)")
+            warn("send failed: \(error)")
+        }
+    }
+
+    private func warn(_ message: @autoclosure () -> String) {
+        let now = Date().timeIntervalSince1970
+        if warningLog.admit(now: now) { logger.warning("\(message())") }
+        if let suppressed = warningLog.takeSuppressed(now: now) {
+            logger.warning("\(suppressed) more such warnings in the last \(Int(warningLog.interval))s")
         }
     }
 
@@ -249,7 +259,7 @@ public final class Worker {
                 }
             }
         case .hello, .request, .progress, .result, .failure, .checkpoint, .put, .get:
-            logger.warning("dropped a \(message.name) message, which coordinators do not send")
+            warn("dropped a \(message.name) message, which coordinators do not send")
         }
     }
 

@@ -175,5 +175,8 @@ final class StoreTests: XCTestCase {
         // Foundation's own wording of the same error becomes errno's, with the file.
         let error = fileError("cannot write", partial, CocoaError(.fileWriteOutOfSpace))
         XCTAssertEqual(error.description, "cannot write \(partial.path): No space left on device")
+        // As a shard's child reports a failed write of its own.
+        XCTAssertEqual(describe(CocoaError(.fileWriteOutOfSpace, userInfo: [NSFilePathErrorKey: partial.path])),
+                       "cannot use \(partial.path): No space left on device")
     }
 }
