@@ -130,6 +130,12 @@ public final class Worker {
             }
             watchChildren()
             let now = Date().timeIntervalSince1970
+            if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
+            if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
+            if options.exitWithParent && getppid() != parent {
+                logger.warning("the process that started this worker is gone; stopping")
+                break
+            }
             if let reconnectAt {
                 if now >= reconnectAt { try connect() }
                 continue
@@ -153,12 +159,6 @@ public final class Worker {
             // A chunk request can be lost with a connection; ask again when a download stalls.
             for request in downloads.resumeRequests(stalledFor: coordinatorDeadSeconds, now: now) { send(.get(request)) }
             requestWork()
-            if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
-            if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
-            if options.exitWithParent && getppid() != parent {
-                logger.warning("the process that started this worker is gone; stopping")
-                break
-            }
         }
     }
 

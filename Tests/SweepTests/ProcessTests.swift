@@ -282,6 +282,11 @@ final class ProcessTests: ClusterTestCase {
         XCTAssertEqual(shard(crashing)?.attempts, 2)
         XCTAssertEqual(shards.filter { $0.state == .done }.map(\.id).sorted(),
                        ["prepare", "prune/d1-w64-a0.25-s0/var_swap", crashing, "train/d0.25-w64-a0.25-s0"].sorted())
+        // The local worker has two slots and prepare is all there is to run at first: it gets both threads.
+        let logs = RunDirectory(runDirectory).logs
+        let workerLog = try FileManager.default.contentsOfDirectory(atPath: logs.path)
+            .map { try String(contentsOf: logs.appendingPathComponent($0), encoding: .utf8) }.joined()
+        XCTAssertTrue(workerLog.contains("(prepare, 2 threads)"), workerLog)
     }
 
     // MARK: commands and directories
