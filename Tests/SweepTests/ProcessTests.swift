@@ -248,7 +248,7 @@ final class ProcessTests: ClusterTestCase {
         waitUntil("the coordinator exited", timeout: 10) { !coordinator.isRunning }
         XCTAssertEqual(coordinator.terminationStatus, 0)
         let log = try String(contentsOf: directory.appendingPathComponent("coordinator.log"), encoding: .utf8)
-        XCTAssertTrue(log.contains("protocol version 2 is not supported"), log)
+        XCTAssertTrue(log.contains("protocol version \(WireProtocol.version + 1) is not supported"), log)
     }
 
     // MARK: failures that cannot succeed on retry (and those that can)

@@ -44,7 +44,7 @@ final class ProtocolTests: XCTestCase {
         var frame = Message.heartbeat.encoded()[0]
         frame[3] = WireProtocol.version + 1
         XCTAssertThrowsError(try Message.decode([frame])) { error in
-            XCTAssertTrue("\(error)".contains("protocol version 2 is not supported"), "\(error)")
+            XCTAssertTrue("\(error)".contains("protocol version \(WireProtocol.version + 1) is not supported"), "\(error)")
         }
     }
 }
