@@ -7,7 +7,8 @@ import SparseGPT
 /// input artifact paths, progress and checkpoint callbacks, output directory)
 /// and returns its output files and summary:
 /// - prepare: BPE tokenizer, corpus token streams and task pairs → outputs
-///   `tokenizer`, `train_tokens`, `held_out_tokens`, `tasks`;
+///   `tokenizer`, `train_tokens`, `held_out_tokens`, `tasks`, and `task_errors` (the tasks it
+///   could not make pairs for, whose prune shards then fail at once);
 /// - train: weight-sparse training from `prepare.*`, checkpoints every
 ///   `train.checkpoint_every` via `context.checkpoint`, continuing from
 ///   `context.resume` → output `checkpoint`, summary `pretrain_loss`, `nonzero_weights`;
