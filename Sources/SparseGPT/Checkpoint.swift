@@ -51,13 +51,6 @@ public struct Checkpoint {
     public static func load(from path: String) throws -> Checkpoint {
         func fail(_ why: String) -> SparseGPTError { .checkpoint(file: path, problem: why) }
         let file = try SafeTensorsFile.read(path)
-        // Files written elsewhere (the reference's) carry no checksum.
-        if let stated = file.metadata[checksumKey] {
-            let actual = checksum(file.tensors)
-            guard stated == actual else {
-                throw fail("tensor data does not match its checksum (\(actual), metadata says \(stated)): the file is corrupt")
-            }
-        }
         guard let configText = file.metadata["config"] else { throw fail("metadata has no config") }
         let model: ModelConfig, training: TrainingConfig
         do {
@@ -83,6 +76,14 @@ public struct Checkpoint {
             if hasMoments {
                 m.replaceSubrange(t.offset..<(t.offset + t.count), with: try file.tensor("adam.m." + t.name, file: path, shape: t.shape).floats)
                 v.replaceSubrange(t.offset..<(t.offset + t.count), with: try file.tensor("adam.v." + t.name, file: path, shape: t.shape).floats)
+            }
+        }
+        // After the structure: a missing tensor or a wrong shape is the more useful message.
+        // Files written elsewhere (the reference's) carry no checksum.
+        if let stated = file.metadata[checksumKey] {
+            let actual = checksum(file.tensors)
+            guard stated == actual else {
+                throw fail("tensor data does not match its checksum (\(actual), metadata says \(stated)): the file is corrupt")
             }
         }
         if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
