@@ -25,7 +25,7 @@ final class ReportDetailsTests: XCTestCase {
             try tx.registerArtifact(hash: hash, size: data.count, kind: name, now: now)
             hashes[name] = hash
         }
-        XCTAssertEqual(try tx.recordResult(shard: lease.shard, attempt: lease.attempt, outputs: hashes, summary: "{}", now: now), .recorded)
+        XCTAssertEqual(try tx.recordResult(lease.key, outputs: hashes, summary: "{}", now: now), .recorded)
     }
 
     func testReadsTimesCurvesAnalysesAndWhetherTheSweepRuns() throws {
@@ -33,7 +33,7 @@ final class ReportDetailsTests: XCTestCase {
             name: details
             grid: {density: [1.0, 0.25], d_model: [64], task: [single_double_quote]}
             """, file: "details.yaml")
-        let store = try Store(runDirectory: runDirectory)
+        let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
         let curve = TrainingCurve(rows: [.init(step: 1, trainLoss: 6, heldOutLoss: 5.5, density: 1, embedDensity: 1, learningRate: 0.01)])
         try store.write { tx in
@@ -65,7 +65,7 @@ final class ReportDetailsTests: XCTestCase {
 
         try store.write { tx in
             for active in try tx.activeLeases() {
-                XCTAssertEqual(try tx.recordResult(shard: active.shard, attempt: active.attempt, outputs: [:], summary: "{}", now: 101), .recorded)
+                XCTAssertEqual(try tx.recordResult(active.lease, outputs: [:], summary: "{}", now: 101), .recorded)
             }
         }
         XCTAssertFalse(try ReportDetails.load(runDirectory: runDirectory).running)

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// What the report shows beside the frontiers: each shard's duration and worker, each model's
 /// training curve, each circuit's per-node analysis. Read from a run's store, finished or running.
@@ -29,17 +28,17 @@ public struct ReportDetails: Sendable {
     }
 
     public static func load(runDirectory: URL) throws -> ReportDetails {
-        let store = try Store(runDirectory: runDirectory, readOnly: true)
-        let artifacts = runDirectory.appendingPathComponent("artifacts")
+        let run = RunDirectory(runDirectory)
+        let store = try run.openStore(readOnly: true)
+        let artifacts = run.artifacts
         return try store.read { tx in
             var details = ReportDetails()
             details.shardTimes = try tx.latestAttemptTimes()
             let spec = try tx.sweepSpec()
-            let rows = try Row.fetchAll(tx.db, sql: "SELECT id, kind, params, state FROM shards ORDER BY seq")
-            for row in rows {
-                let id: String = row["id"], kind: String = row["kind"], state: String = row["state"]
+            for row in try tx.shardRecords() {
+                let id = row.id, kind = row.kind, state = row.state
                 if state == ShardState.pending.rawValue || state == ShardState.leased.rawValue { details.running = true }
-                guard state == ShardState.done.rawValue, let params = try? ShardParams.decode(row["params"]),
+                guard state == ShardState.done.rawValue, let params = try? ShardParams.decode(row.params),
                       let point = params.point else { continue }
                 let modelID = ReportModel(point: point, embedDensity: spec.model.embedDensity).identifier
                 let outputs = try tx.outputs(ofShard: id)
