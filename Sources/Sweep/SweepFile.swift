@@ -483,3 +483,29 @@ final class YAMLSection {
 }
 
 private func qualified(_ key: String, _ path: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+/// Specs stored by runs made before `grid.dense_afrac` and `controls` existed still decode, with
+/// those keys at their defaults.
+extension GridSection {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(density: try c.decode([Double].self, forKey: .density), dModel: try c.decode([Int].self, forKey: .dModel),
+                  afrac: try c.decode([Double].self, forKey: .afrac),
+                  denseAfrac: try c.decodeIfPresent([Double].self, forKey: .denseAfrac) ?? [1],
+                  seed: try c.decode([Int].self, forKey: .seed), task: try c.decode([String].self, forKey: .task),
+                  exclude: try c.decodeIfPresent([GridExclusion].self, forKey: .exclude))
+    }
+}
+
+extension SweepSpec {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), grid: try c.decode(GridSection.self, forKey: .grid),
+                  data: try c.decode(DataSection.self, forKey: .data), model: try c.decode(ModelSection.self, forKey: .model),
+                  train: try c.decode(TrainSection.self, forKey: .train), prune: try c.decode(PruneSection.self, forKey: .prune),
+                  retries: try c.decode(RetrySection.self, forKey: .retries),
+                  timeouts: try c.decode(TimeoutSection.self, forKey: .timeouts),
+                  controls: try c.decodeIfPresent(ControlsSection.self, forKey: .controls) ?? ControlsSection(),
+                  simulate: try c.decodeIfPresent(SimulateSection.self, forKey: .simulate))
+    }
+}

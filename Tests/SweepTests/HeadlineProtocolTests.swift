@@ -94,6 +94,14 @@ final class HeadlineProtocolTests: XCTestCase {
         let separate = SweepFrontier.headline(data(seedData(seed: 0), shifted))
         XCTAssertEqual(separate.seedRatios.count, 2, "pooled, seed 1's dense models are off the frontier and nothing brackets its sparse loss")
         XCTAssertEqual(separate.seedRatios.last?.ratio ?? 0, 4, accuracy: 1e-9)
+        // A seed whose sparse loss is not bracketed has no ratio, and one ratio gives no interval.
+        var outside = seedData(seed: 1)
+        outside.models[2].pretrainLoss = 1.2
+        let single = SweepFrontier.headline(data(seedData(seed: 0), outside))
+        XCTAssertEqual(single.seedRatios.map(\.seed), [0])
+        XCTAssertNil(single.interval)
+        XCTAssertEqual(single.intervalNote, "only seed 0 is bracketed: no confidence interval")
+        XCTAssertEqual(try XCTUnwrap(single.ratio), 8, accuracy: 1e-9)
         XCTAssertEqual(SweepFrontier.studentT975(degreesOfFreedom: 1), 12.706)
         XCTAssertEqual(SweepFrontier.studentT975(degreesOfFreedom: 40), 2.021, accuracy: 0.002)
     }

@@ -10,7 +10,6 @@ final class SweepFileTests: XCTestCase {
         let quick = try SweepSpec.load(from: repository.appendingPathComponent("sweeps/quick.yaml"))
         XCTAssertEqual(quick.name, "quick")
         XCTAssertTrue(quick.grid.density.contains(1.0) && quick.grid.density.contains { $0 < 1 })
-        XCTAssertEqual(quick.grid.dModel.count, 3)
         XCTAssertGreaterThanOrEqual(quick.grid.task.count, 4)
         let models = quick.modelPoints.count, controls = quick.controlPoints.count
         XCTAssertTrue(quick.modelPoints.filter { $0.density == 1 }.contains { $0.afrac == 1 }, "the dense baseline")
@@ -21,8 +20,8 @@ final class SweepFileTests: XCTestCase {
         let paper = try SweepSpec.load(from: repository.appendingPathComponent("sweeps/paper.yaml"))
         XCTAssertEqual(Set(paper.grid.task), Set(knownTasks))
         XCTAssertEqual(paper.grid.density.count, 5)
-        XCTAssertEqual(paper.grid.dModel.count, 3)
-        XCTAssertEqual(paper.modelPoints.count, 12 * paper.grid.seed.count)
+        XCTAssertEqual(paper.grid.seed, [0, 1])
+        XCTAssertEqual(paper.modelPoints.count, 14 * 2, "five dense widths and nine sparse models per seed")
         XCTAssertTrue(paper.modelPoints.filter { $0.density == 1 }.allSatisfy { $0.afrac == 1 })
         XCTAssertEqual(paper.controlPoints.count, 9, "one per sparse shape")
         XCTAssertEqual(plan(paper).count, 1 + (paper.modelPoints.count + 9) * 11)
@@ -130,6 +129,17 @@ final class SweepFileTests: XCTestCase {
         XCTAssertEqual(plan(off).count, 1 + 2 + 2)
         assertRejected(grid + "controls: {random_init: sometimes}\n", line: 2, key: "controls.random_init", containing: "true or false")
         assertRejected(grid + "controls: {necessity: true}\n", line: 2, key: "controls.necessity", containing: "unknown key")
+    }
+
+    func testSpecsStoredBeforeDenseAfracAndControlsStillDecode() throws {
+        let spec = try SweepSpec.parse("grid: {density: [1.0, 0.25], d_model: [64], task: [var_swap]}", file: "t.yaml")
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(spec)) as! [String: Any]
+        var grid = json["grid"] as! [String: Any]
+        XCTAssertNotNil(grid.removeValue(forKey: "denseAfrac"))
+        json["grid"] = grid
+        XCTAssertNotNil(json.removeValue(forKey: "controls"))
+        let old = try JSONDecoder().decode(SweepSpec.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertEqual(old, spec)
     }
 
     func testBadFilesAreRejectedWithFileLineAndKey() {
