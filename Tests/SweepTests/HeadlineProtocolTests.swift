@@ -119,7 +119,7 @@ final class HeadlineProtocolTests: XCTestCase {
         XCTAssertEqual(a.upperCircuit?.fullLoss, 0.03)
         let html = HTMLReport(data: report).render()
         XCTAssertTrue(html.contains("Per task, at matched pretraining loss"))
-        XCTAssertTrue(html.contains("<td>a</td><td>0</td><td>100</td><td>800</td><td>8.0×</td><td>20</td><td>56.6</td><td>2.8×</td><td>2.8×</td><td>0.0200</td><td>0.0100</td><td>0.0300</td>"), html)
+        XCTAssertTrue(html.contains("<td>a</td><td>256 @ 0.0625</td><td>0</td><td>100</td><td>800</td><td>8.0×</td><td>20</td><td>56.6</td><td>2.8×</td><td>2.8×</td><td>0.0200</td><td>0.0100</td><td>0.0300</td>"), html)
         XCTAssertTrue(HeadlineText.render(report).contains("edges/node ratio"))
     }
 
@@ -136,7 +136,7 @@ final class HeadlineProtocolTests: XCTestCase {
         let headline = SweepFrontier.headline(report)
         XCTAssertEqual(headline.tasks, ["a"])
         XCTAssertEqual(try XCTUnwrap(headline.ratio), 8, accuracy: 1e-9)
-        XCTAssertTrue(HTMLReport(data: report).render().contains("<td>b</td><td>0</td><td>collapsed</td>"))
+        XCTAssertTrue(HTMLReport(data: report).render().contains("<td>b</td><td>256 @ 0.0625</td><td>0</td><td>collapsed</td>"))
         XCTAssertFalse(HTMLReport(data: report).render().contains("187513"))
     }
 
@@ -155,7 +155,10 @@ final class HeadlineProtocolTests: XCTestCase {
         XCTAssertEqual(levers[0].tasks, ["a"])
         XCTAssertEqual(levers[0].rows[0].geometricMeanEdges ?? 0, 100, accuracy: 1e-9)
         XCTAssertEqual(levers[0].rows[1].geometricMeanEdges ?? 0, 300, accuracy: 1e-9)
-        XCTAssertTrue(HTMLReport(data: report).render().contains("<h3>density · d_model = 16, afrac 0.25</h3>"))
+        let html = HTMLReport(data: report).render()
+        XCTAssertTrue(html.contains("<h3>density · d_model = 16, afrac 0.25</h3>"))
+        XCTAssertTrue(html.contains("aria-label=\"Circuit size against width at a fixed budget\""))
+        XCTAssertTrue(html.contains("d_model 512, density 0.03125, seed 0: loss 1.6200, 300 edges"), "each width's point carries its loss")
         let text = HeadlineText.render(report)
         XCTAssertTrue(text.contains("Width lever, density · d_model = 16, afrac 0.25:"), text)
         let row = text.split(separator: "\n").first { $0.hasPrefix("  512") }.map(String.init) ?? ""
