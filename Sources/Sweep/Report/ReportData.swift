@@ -188,8 +188,6 @@ public struct ReportData: Sendable {
 
     public var controlModels: [ReportModel] { models.filter(\.randomInit) }
 
-    func model(withID id: String) -> ReportModel? { models.first { $0.identifier == id } }
-
     /// The model's circuit for `task` at the headline target.
     func headlineCircuit(of model: ReportModel, task: String) -> ReportCircuit? {
         headlineCircuits(of: model).first { $0.task == task }
