@@ -30,7 +30,7 @@ final class ReportLoaderTests: XCTestCase {
             try tx.registerArtifact(hash: hash, size: data.count, kind: name, now: 1)
             hashes[name] = hash
         }
-        XCTAssertEqual(try tx.recordResult(shard: lease.shard, attempt: lease.attempt, outputs: hashes,
+        XCTAssertEqual(try tx.recordResult(lease.key, outputs: hashes,
                                            summary: encodeSummary(summary), now: 2), .recorded)
     }
 
@@ -46,7 +46,7 @@ final class ReportLoaderTests: XCTestCase {
             controls:
               random_init: false
             """, file: "loader.yaml")
-        let store = try Store(runDirectory: runDirectory)
+        let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
         // prepare, then both models (the sparse one cannot be trained), then the dense model's prunes
         try store.write { tx in
@@ -58,7 +58,7 @@ final class ReportLoaderTests: XCTestCase {
                     try finish(tx, lease, outputs: ["checkpoint": Data("model".utf8)],
                                summary: ["pretrain_loss": 1.25, "nonzero_weights": 168_256])
                 } else {
-                    _ = try tx.recordFailure(shard: lease.shard, attempt: lease.attempt, error: "killed by signal 9",
+                    _ = try tx.recordFailure(lease.key, error: "killed by signal 9",
                                              logTail: nil, retries: spec.retries, now: 2)
                 }
             }
@@ -104,7 +104,7 @@ final class ReportLoaderTests: XCTestCase {
               d_model: [64]
               task: [single_double_quote]
             """, file: "broken.yaml")
-        let store = try Store(runDirectory: runDirectory)
+        let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
         try store.write { tx in
             for _ in 0..<3 {
@@ -130,7 +130,7 @@ final class ReportLoaderTests: XCTestCase {
               d_model: [64]
               task: [var_swap]
             """, file: "controls.yaml")
-        let store = try Store(runDirectory: runDirectory)
+        let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
         let curves = [
             "prune/d1-w64-a1-s0/var_swap":
@@ -172,7 +172,7 @@ final class ReportLoaderTests: XCTestCase {
 
     func testAnUnknownCircuitStatusIsReportedOnItsShard() throws {
         let spec = try SweepSpec.parse("grid: {density: [1.0], d_model: [64], task: [var_swap]}", file: "s.yaml")
-        let store = try Store(runDirectory: runDirectory)
+        let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
         try store.write { tx in
             for _ in 0..<3 {
