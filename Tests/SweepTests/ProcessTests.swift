@@ -271,8 +271,8 @@ final class ProcessTests: ClusterTestCase {
         XCTAssertTrue(shard(invalid)?.error?.contains("exited with status 4 (not retried)") ?? false, shard(invalid)?.error ?? "")
         XCTAssertTrue(shard(invalid)?.error?.contains("simulate.fail_permanently") ?? false, shard(invalid)?.error ?? "")
         // The task that cannot be made fails its own prune shards at once, and nothing else.
-        for density in ["1", "0.25"] {
-            let prune = try XCTUnwrap(shard("prune/d\(density)-w64-a0.25-s0/if_equals"))
+        for model in ["d1-w64-a1-s0", "d0.25-w64-a0.25-s0"] {
+            let prune = try XCTUnwrap(shard("prune/\(model)/if_equals"))
             XCTAssertEqual(prune.state, .failed)
             XCTAssertEqual(prune.attempts, 1)
             XCTAssertTrue(prune.error?.contains("task if_equals could not be prepared") ?? false, prune.error ?? "")
