@@ -24,13 +24,33 @@ public struct SweepFileError: Error, CustomStringConvertible, Equatable {
 public struct GridSection: Codable, Equatable {
     public var density: [Double]
     public var dModel: [Int]
+    /// Activation sparsity (AbsTopK) of the sparse models (density < 1).
     public var afrac: [Double]
+    /// Activation sparsity of the dense models (density 1). The dense baseline is dense in weights
+    /// and activations, so this is [1] unless the file lists more; any other value is an extra
+    /// series ("dense with AbsTopK"), never the baseline.
+    public var denseAfrac: [Double] = [1]
     public var seed: [Int]
     public var task: [String]
     /// Combinations left out of the product, e.g. a density below the floor at the narrowest width.
     public var exclude: [GridExclusion]?
 
     func excludes(_ point: ModelPoint) -> Bool { exclude?.contains { $0.matches(point) } ?? false }
+}
+
+/// The controls every report shows beside the frontier (SPEC section 4).
+public struct ControlsSection: Codable, Equatable {
+    /// One randomly initialised model per sparse shape (density, d_model, afrac), projected to its
+    /// density but never trained, pruned for every task like the trained models.
+    public var randomInit = true
+}
+
+extension ControlsSection {
+    init(yaml: YAMLSection) throws {
+        self.init()
+        randomInit = try yaml.bool("random_init") ?? randomInit
+        try yaml.rejectUnknownKeys()
+    }
 }
 
 /// Model points to leave out of a grid: every point that has all the given values.
@@ -116,6 +136,10 @@ public struct SimulateSection: Codable, Equatable {
     public var crashFirstAttempt: [String] = []
     /// Shards (by id) that fail on every attempt.
     public var alwaysFail: [String] = []
+    /// Shards (by id) that fail with a deterministic error, which is not retried.
+    public var failPermanently: [String] = []
+    /// Tasks the prepare shard reports it cannot make pairs for.
+    public var unpreparableTasks: [String] = []
 }
 
 /// A parsed and validated sweep file.
@@ -128,6 +152,7 @@ public struct SweepSpec: Codable, Equatable {
     public var prune = PruneSection()
     public var retries = RetrySection()
     public var timeouts = TimeoutSection()
+    public var controls = ControlsSection()
     public var simulate: SimulateSection?
 
     /// Reads and validates a sweep file; every problem is reported with file, line and key.
@@ -162,70 +187,13 @@ public struct SweepSpec: Codable, Equatable {
             spec.data.testPairs = try data.int("test_pairs", min: 1) ?? spec.data.testPairs
             try data.rejectUnknownKeys()
         }
-        if let model = try top.section("model") {
-            spec.model.nLayer = try model.int("n_layer", min: 1) ?? spec.model.nLayer
-            spec.model.context = try model.int("context", min: 2) ?? spec.model.context
-            spec.model.dHead = try model.int("d_head", min: 1) ?? spec.model.dHead
-            spec.model.embedDensity = try model.double("embed_density", above: 0, atMost: 1)
-            try model.rejectUnknownKeys()
-        }
-        if let train = try top.section("train") {
-            spec.train.steps = try train.int("steps", min: 1) ?? spec.train.steps
-            spec.train.batchSize = try train.int("batch_size", min: 1) ?? spec.train.batchSize
-            spec.train.learningRate = try train.double("learning_rate", above: 0) ?? spec.train.learningRate
-            if let byWidth = try train.section("learning_rate_by_width") {
-                for key in byWidth.keys {
-                    guard let width = Int(key) else {
-                        throw byWidth.error(key, "expected a d_model (integer) as key")
-                    }
-                    spec.train.learningRateByWidth[width] = try byWidth.double(key, above: 0)
-                }
-            }
-            spec.train.checkpointEvery = try train.double("checkpoint_every", above: 0, atMost: 1) ?? spec.train.checkpointEvery
-            try train.rejectUnknownKeys()
-        }
-        if let prune = try top.section("prune") {
-            spec.prune.steps = try prune.int("steps", min: 1) ?? spec.prune.steps
-            spec.prune.learningRate = try prune.double("learning_rate", above: 0) ?? spec.prune.learningRate
-            spec.prune.batchSize = try prune.int("batch_size", min: 1) ?? spec.prune.batchSize
-            spec.prune.lambdas = try prune.doubles("lambdas", above: 0) ?? spec.prune.lambdas
-            spec.prune.targetLosses = try prune.doubles("target_losses", above: 0) ?? spec.prune.targetLosses
-            spec.prune.headlineTarget = try prune.double("headline_target", above: 0) ?? spec.prune.headlineTarget
-            if let start = try prune.string("bisection") {
-                guard let value = BisectionStart(rawValue: start) else {
-                    let choices = BisectionStart.allCases.map(\.rawValue).joined(separator: " or ")
-                    throw prune.error("bisection", "expected \(choices), got \"\(start)\"")
-                }
-                spec.prune.bisection = value
-            }
-            spec.prune.calibration = try prune.bool("calibration")
-            spec.prune.tauInitializations = try prune.int("tau_initializations", min: 1)
-            try prune.rejectUnknownKeys()
-        }
-        if let retries = try top.section("retries") {
-            spec.retries.maxAttempts = try retries.int("max_attempts", min: 1) ?? spec.retries.maxAttempts
-            spec.retries.backoffSeconds = try retries.double("backoff_seconds", atLeast: 0) ?? spec.retries.backoffSeconds
-            spec.retries.backoffMaxSeconds = try retries.double("backoff_max_seconds", atLeast: 0) ?? spec.retries.backoffMaxSeconds
-            try retries.rejectUnknownKeys()
-        }
-        if let timeouts = try top.section("timeouts") {
-            spec.timeouts.heartbeatSeconds = try timeouts.double("heartbeat_seconds", above: 0) ?? spec.timeouts.heartbeatSeconds
-            spec.timeouts.workerDeadSeconds = try timeouts.double("worker_dead_seconds", above: 0) ?? spec.timeouts.workerDeadSeconds
-            spec.timeouts.shardSeconds = try timeouts.double("shard_seconds", atLeast: 0) ?? spec.timeouts.shardSeconds
-            if spec.timeouts.workerDeadSeconds <= spec.timeouts.heartbeatSeconds {
-                throw timeouts.error("worker_dead_seconds", "must be longer than heartbeat_seconds")
-            }
-            try timeouts.rejectUnknownKeys()
-        }
-        if let simulate = try top.section("simulate") {
-            var section = SimulateSection()
-            section.steps = try simulate.int("steps", min: 1) ?? section.steps
-            section.stepSeconds = try simulate.double("step_seconds", atLeast: 0) ?? section.stepSeconds
-            section.crashFirstAttempt = try simulate.strings("crash_first_attempt") ?? []
-            section.alwaysFail = try simulate.strings("always_fail") ?? []
-            try simulate.rejectUnknownKeys()
-            spec.simulate = section
-        }
+        spec.model = try top.section("model").map(ModelSection.init(yaml:)) ?? spec.model
+        spec.train = try top.section("train").map(TrainSection.init(yaml:)) ?? spec.train
+        spec.prune = try top.section("prune").map(PruneSection.init(yaml:)) ?? spec.prune
+        spec.retries = try top.section("retries").map(RetrySection.init(yaml:)) ?? spec.retries
+        spec.timeouts = try top.section("timeouts").map(TimeoutSection.init(yaml:)) ?? spec.timeouts
+        spec.controls = try top.section("controls").map(ControlsSection.init(yaml:)) ?? spec.controls
+        spec.simulate = try top.section("simulate").map(SimulateSection.init(yaml:))
         try top.rejectUnknownKeys()
         try spec.validatePoints(top: top)
         return spec
@@ -238,6 +206,15 @@ public struct SweepSpec: Codable, Equatable {
             afrac: try grid.doubles("afrac", above: 0, atMost: 1) ?? [0.25],
             seed: try grid.ints("seed", min: 0) ?? [0],
             task: try grid.strings("task", required: true)!)
+        if let denseAfrac = try grid.doubles("dense_afrac", above: 0, atMost: 1) {
+            guard result.density.contains(where: { $0 >= 1 }) else {
+                throw grid.error("dense_afrac", "the grid has no dense model (density 1) for it to apply to")
+            }
+            guard denseAfrac.contains(1) else {
+                throw grid.error("dense_afrac", "must list 1.0: the dense baseline has no AbsTopK; other values add dense models with AbsTopK beside it")
+            }
+            result.denseAfrac = denseAfrac
+        }
         if let entries = try grid.sections("exclude") {
             result.exclude = try entries.map { entry in
                 let exclusion = GridExclusion(density: try entry.double("density"), dModel: try entry.int("d_model", min: 1),
@@ -278,12 +255,26 @@ public struct SweepSpec: Codable, Equatable {
     /// The grid's models: the product of its lists, less `exclude`.
     public var modelPoints: [ModelPoint] { productPoints.filter { !grid.excludes($0) } }
 
+    /// The random-init controls: one per sparse shape (density, d_model, afrac) of the grid, at the
+    /// shape's first seed, when `controls.random_init` is on. A control costs its shape's pruning
+    /// again, so one seed of it is enough to tell noise from circuits.
+    public var controlPoints: [ModelPoint] {
+        guard controls.randomInit else { return [] }
+        var points: [ModelPoint] = []
+        for point in modelPoints where point.density < 1 && !points.contains(where: { $0.sameShape(as: point) }) {
+            var control = point
+            control.randomInit = true
+            points.append(control)
+        }
+        return points
+    }
+
     /// The shard names must stay stable, so the grid values are formatted once here.
     private var productPoints: [ModelPoint] {
         var points: [ModelPoint] = []
         for density in grid.density {
             for width in grid.dModel {
-                for afrac in grid.afrac {
+                for afrac in density >= 1 ? grid.denseAfrac : grid.afrac {
                     for seed in grid.seed {
                         points.append(ModelPoint(density: density, dModel: width, afrac: afrac, seed: seed))
                     }
@@ -449,3 +440,29 @@ final class YAMLSection {
 }
 
 private func qualified(_ key: String, _ path: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+/// Specs stored by runs made before `grid.dense_afrac` and `controls` existed still decode, with
+/// those keys at their defaults.
+extension GridSection {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(density: try c.decode([Double].self, forKey: .density), dModel: try c.decode([Int].self, forKey: .dModel),
+                  afrac: try c.decode([Double].self, forKey: .afrac),
+                  denseAfrac: try c.decodeIfPresent([Double].self, forKey: .denseAfrac) ?? [1],
+                  seed: try c.decode([Int].self, forKey: .seed), task: try c.decode([String].self, forKey: .task),
+                  exclude: try c.decodeIfPresent([GridExclusion].self, forKey: .exclude))
+    }
+}
+
+extension SweepSpec {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), grid: try c.decode(GridSection.self, forKey: .grid),
+                  data: try c.decode(DataSection.self, forKey: .data), model: try c.decode(ModelSection.self, forKey: .model),
+                  train: try c.decode(TrainSection.self, forKey: .train), prune: try c.decode(PruneSection.self, forKey: .prune),
+                  retries: try c.decode(RetrySection.self, forKey: .retries),
+                  timeouts: try c.decode(TimeoutSection.self, forKey: .timeouts),
+                  controls: try c.decodeIfPresent(ControlsSection.self, forKey: .controls) ?? ControlsSection(),
+                  simulate: try c.decodeIfPresent(SimulateSection.self, forKey: .simulate))
+    }
+}
