@@ -32,7 +32,8 @@ public struct CircuitDocument: Codable, Equatable, Sendable {
     /// The model's identifier as the caller names it (a sweep's model point, or the checkpoint path).
     public let model: String?
     public let target: Float
-    public let status: CircuitStatus
+    /// Always written; absent only in documents that predate it (their `reachable` says as much).
+    public let status: CircuitStatus?
     /// True exactly when `status` is reachable (kept for readers that predate `status`).
     public let reachable: Bool
     /// Task loss of the unpruned model on the test pairs.

@@ -46,7 +46,7 @@ public struct PruneOutcome {
     public var summary: String {
         let c = circuit
         var lines = ["task \(c.task): full-model task loss \(format(c.fullLoss)), target \(format(c.target))"]
-        switch c.status {
+        switch c.status ?? (c.reachable ? .reachable : .unreachable) {
         case .reachable:
             let calibrated = c.calibration.map { String(format: ", calibrated: scale %.3g, shift %.3g", Double($0.scale), Double($0.shift)) } ?? ""
             lines.append("  circuit: \(c.nodeCount!) of \(c.totalNodes) nodes, \(c.edgeCount!) edges, task loss \(format(c.reachedLoss!)) (λ \(c.lambda!)\(calibrated))")
