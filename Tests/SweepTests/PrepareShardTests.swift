@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Circuits
 import PythonCode
 @testable import Sweep
 
