@@ -13,12 +13,3 @@
 //   let tokenizer = try BPETokenizer.trainServingTasks(on: documents.trainingText(bytes: 2_000_000), vocabularySize: 512)
 //   let tokens = documents.tokens(tokenizer: tokenizer, trainTokens: 4_000_000, heldOutTokens: 200_000)
 //   let pairs = try PythonTask.named("bracket_counting").makePairs(tokenizer: tokenizer, seed: 0, maxLength: 64)
-
-/// An error that the same inputs raise on every attempt: a corpus that cannot be read, a
-/// tokenizer that cannot be trained or loaded, a task that cannot be made. Retrying cannot help,
-/// so a caller that retries failures can fail these at once.
-public protocol DeterministicError: Error, CustomStringConvertible {}
-
-extension CorpusError: DeterministicError {}
-extension TokenizerError: DeterministicError {}
-extension TaskError: DeterministicError {}
