@@ -167,8 +167,8 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(served.reserved, [])
     }
 
-    /// On real code at the default vocabulary, plain BPE leaves candidates split (e.g. " enumerate"
-    /// and " range" both begin with " "), and the sweep's tokenizer reserves them: every task then
+    /// On real code at the default vocabulary, plain BPE leaves candidates split (" enumerate",
+    /// " range", "]]", " +=", many names), and the sweep's tokenizer reserves them: every task then
     /// makes its pairs with distinct single-token candidates.
     func testStandardLibraryAtTheDefaultVocabularyServesEveryTask() throws {
         guard let stdlib = Self.standardLibrary else { throw XCTSkip("no Python standard library on this machine") }
@@ -176,7 +176,6 @@ final class TokenizerTests: XCTestCase {
         XCTAssertGreaterThan(text.count, 500_000)
         let plain = try BPETokenizer.train(on: text, vocabularySize: 512)
         XCTAssertFalse(plain.servesTasks, "plain BPE on \(stdlib) already serves the tasks; this test shows nothing")
-        XCTAssertThrowsError(try PythonTask.named("enumerate_range").validate(tokenizer: plain), "the failure reported on real code")
         let (tok, reserved) = try BPETokenizer.trainServingTasks(on: text, vocabularySize: 512)
         XCTAssertEqual(reserved, plain.splitCandidatePieces)
         XCTAssertEqual(tok.vocabularySize, 512)
