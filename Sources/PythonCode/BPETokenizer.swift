@@ -75,9 +75,10 @@ public struct BPETokenizer: Sendable, Equatable {
         let reservedMerges = try trainer.reserve(reserving, limit: vocabularySize - 256)
         let tokenizer = try BPETokenizer(merges: reservedMerges + trainer.learn(count: vocabularySize - 256 - reservedMerges.count,
                                                                                firstRank: reservedMerges.count))
+        // Reserved merges of lower rank can cut into a later piece (reserving "==" before " ==").
         for piece in reserving where tokenizer.encode(bytes: piece).count != 1 {
             throw TokenizerError.cannotReserve(piece: String(decoding: piece, as: UTF8.self),
-                                              reason: "it is not one pre-tokenization piece")
+                                              reason: "the merges of a piece reserved before it split it")
         }
         return tokenizer
     }

@@ -142,6 +142,9 @@ final class TokenizerTests: XCTestCase {
             XCTAssertEqual(e as? TokenizerError, .cannotReserve(piece: "x = ", reason: "it is not one pre-tokenization piece"))
         }
         XCTAssertThrowsError(try BPETokenizer.train(on: "x = 1", vocabularySize: 300, reserving: [""]))
+        XCTAssertThrowsError(try BPETokenizer.train(on: "x == 1", vocabularySize: 300, reserving: ["==", " =="])) { e in
+            XCTAssertEqual(e as? TokenizerError, .cannotReserve(piece: " ==", reason: "the merges of a piece reserved before it split it"))
+        }
     }
 
     func testCandidatePiecesAreTheFirstPiecesOfEveryTasksCandidates() {
