@@ -16,7 +16,9 @@ import SparseGPT
 ///   projected to the point's density (step 0, no curve);
 /// - prune: the frontier of one (model, task) from `train.checkpoint` and
 ///   `prepare.*` → outputs `curve` (frontier document), `circuit` (the circuit at the
-///   headline target) and `analysis` (its per-node `CircuitAnalysis`), summary `edges` and `nodes` there (absent when unreachable).
+///   headline target) and `analysis` (its per-node `CircuitAnalysis`), summary `edges`, `nodes`,
+///   `necessity_loss` and (when calibrated) `uncalibrated_necessity_loss` there (absent unless
+///   reachable), `reachable` and `collapsed` (1 or 0).
 enum ModelShards {
     static let tokenizerBytes = 2_000_000
 
@@ -152,6 +154,7 @@ enum ModelShards {
     static func prune(_ context: ShardContext) throws -> ShardOutput {
         let task = try context.params.task.orThrow("task", context)
         let section = try context.params.prune.orThrow("prune", context)
+        let tokenizer = try BPETokenizer.load(from: try context.input("prepare.tokenizer").path)
         var request = PruneRequest(modelPath: try context.input("train.checkpoint").path,
                                    pairsPath: try context.input("prepare.tasks").path)
         request.tasks = [task]
@@ -163,6 +166,10 @@ enum ModelShards {
         request.settings.pruning.learningRate = Float(section.learningRate)
         request.settings.pruning.batchPairs = section.batchSize
         request.settings.bisection = section.bisection ?? .trainedMask
+        request.settings.calibration = section.calibration ?? request.settings.calibration
+        request.settings.tauInitializations = section.tauInitializations ?? request.settings.tauInitializations
+        request.modelID = context.params.point?.name
+        request.tokenText = { tokenizer.display($0) }
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
         // Written by the pruner and read back by the circuit's analysis.
         request.meansPath = context.outputDirectory.appendingPathComponent("node_means.safetensors").path
@@ -182,10 +189,12 @@ enum ModelShards {
         }
         let circuit = outcome.circuit
         var summary: [String: Double] = ["full_loss": Double(circuit.fullLoss), "reachable": circuit.reachable ? 1 : 0,
-                                         "target": section.headlineTarget]
+                                         "collapsed": circuit.status == .collapsed ? 1 : 0, "target": section.headlineTarget]
         if circuit.reachable, let edges = circuit.edgeCount, let nodes = circuit.nodeCount {
             summary["edges"] = Double(edges)
             summary["nodes"] = Double(nodes)
+            summary["necessity_loss"] = circuit.necessityLoss.map(Double.init)
+            summary["uncalibrated_necessity_loss"] = circuit.uncalibratedNecessityLoss.map(Double.init)
         }
         let analysis = try analyseCircuit(circuit, request: request, context: context)
         return ShardOutput(outputs: ["curve": URL(fileURLWithPath: outcome.frontierPath),

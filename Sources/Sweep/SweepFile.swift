@@ -107,6 +107,10 @@ public struct PruneSection: Codable, Equatable {
     /// Where bisection over k starts; nil is the default, the trained mask (and keeps the plan of
     /// sweeps that do not set it unchanged).
     public var bisection: BisectionStart?
+    /// Calibrated discretisation; nil is the default, on (and keeps the plan of sweeps that do not set it).
+    public var calibration: Bool?
+    /// τ initialisations per λ; nil is the default, `FrontierSettings().tauInitializations`.
+    public var tauInitializations: Int?
 }
 
 public struct RetrySection: Codable, Equatable {

@@ -101,6 +101,11 @@ final class ModelShardTests: XCTestCase {
         XCTAssertEqual(curve["task"] as? String, "var_swap")
         XCTAssertEqual((curve["points"] as? [Any])?.count, 2)
         XCTAssertNotNil(pruned.summary["full_loss"])
+        let circuit = try JSONSerialization.jsonObject(with: Data(contentsOf: pruned.outputs["circuit"]!)) as! [String: Any]
+        XCTAssertEqual(circuit["model"] as? String, prune.params.point?.name, "named by the model point, not a path")
+        XCTAssertEqual((circuit["candidate_texts"] as? [String])?.count, (circuit["candidate_tokens"] as? [Int])?.count)
+        XCTAssertNotNil(circuit["status"])
+        XCTAssertEqual(pruned.summary["collapsed"] == 1, circuit["status"] as? String == "collapsed")
         let analysis = try JSONDecoder().decode(CircuitAnalysis.self, from: Data(contentsOf: pruned.outputs["analysis"]!))
         XCTAssertEqual(analysis.task, "var_swap")
         XCTAssertEqual(analysis.nodes.count, Int(pruned.summary["nodes"] ?? 0), "one analysis per circuit node")
@@ -108,6 +113,7 @@ final class ModelShardTests: XCTestCase {
         XCTAssertTrue(analysis.nodes.allSatisfy { $0.ablatedLoss.isFinite && !$0.top.isEmpty })
         if pruned.summary["reachable"] == 1 {
             XCTAssertGreaterThan(pruned.summary["edges"] ?? 0, 0)
+            XCTAssertEqual(pruned.summary["necessity_loss"], (circuit["necessity_loss"] as? Double).map { Double(Float($0)) })
         } else {
             XCTAssertNil(pruned.summary["edges"], "an unreachable circuit has no size")
         }
