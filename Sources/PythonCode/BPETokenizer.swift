@@ -3,6 +3,7 @@ import Foundation
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case invalidVocabularySize(Int)
     case malformed(file: String, field: String, reason: String)
+    case cannotReserve(piece: String, reason: String)
 
     public var description: String {
         switch self {
@@ -10,6 +11,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
             return "vocabulary size \(n) is out of range: it must be between 256 and 65536"
         case .malformed(let file, let field, let reason):
             return "\(file): field '\(field)': \(reason)"
+        case .cannotReserve(let piece, let reason):
+            return "cannot reserve \(piece.debugDescription) as one token: \(reason)"
         }
     }
 }
@@ -59,16 +62,29 @@ public struct BPETokenizer: Sendable, Equatable {
     /// Learns `vocabularySize - 256` merges from `text`. Merges are chosen by the highest pair
     /// count, ties broken toward the lower (first, second) ids, so training is deterministic.
     /// Training stops early if no pair occurs twice.
-    public static func train(on text: [UInt8], vocabularySize: Int = 512) throws -> BPETokenizer {
+    ///
+    /// Each of `reserving` (pre-tokenization pieces, e.g. a task's candidates) becomes one whole
+    /// token before anything is learned: the first merges build it left to right, one byte at a
+    /// time, sharing prefixes with the pieces before it. Those merges have the lowest ranks, so a
+    /// reserved piece always encodes to its one token, and learned merges build on top of them.
+    public static func train(on text: [UInt8], vocabularySize: Int = 512, reserving: [[UInt8]] = []) throws -> BPETokenizer {
         guard (256...65536).contains(vocabularySize) else {
             throw TokenizerError.invalidVocabularySize(vocabularySize)
         }
         var trainer = MergeTrainer(text: text)
-        return try BPETokenizer(merges: trainer.learn(count: vocabularySize - 256))
+        let reservedMerges = try trainer.reserve(reserving, limit: vocabularySize - 256)
+        let tokenizer = try BPETokenizer(merges: reservedMerges + trainer.learn(count: vocabularySize - 256 - reservedMerges.count,
+                                                                               firstRank: reservedMerges.count))
+        // Reserved merges of lower rank can cut into a later piece (reserving "==" before " ==").
+        for piece in reserving where tokenizer.encode(bytes: piece).count != 1 {
+            throw TokenizerError.cannotReserve(piece: String(decoding: piece, as: UTF8.self),
+                                              reason: "the merges of a piece reserved before it split it")
+        }
+        return tokenizer
     }
 
-    public static func train(on text: String, vocabularySize: Int = 512) throws -> BPETokenizer {
-        try train(on: Array(text.utf8), vocabularySize: vocabularySize)
+    public static func train(on text: String, vocabularySize: Int = 512, reserving: [String] = []) throws -> BPETokenizer {
+        try train(on: Array(text.utf8), vocabularySize: vocabularySize, reserving: reserving.map { Array($0.utf8) })
     }
 
     // MARK: Encoding
@@ -265,6 +281,8 @@ struct MergeTrainer {
     private var pairCounts: [UInt64: Int] = [:]
     /// Words that contained each pair when it was last counted (may hold stale entries).
     private var pairWords: [UInt64: [Int32]] = [:]
+    /// The last merge applied to each word, so a word listed twice for a pair is merged once.
+    private var lastMerged: [Int32] = []
 
     init(text: [UInt8]) {
         var shortCounts: [UInt64: Int] = [:]
@@ -292,6 +310,7 @@ struct MergeTrainer {
             words.append(piece.map { Int32($0) })
             wordCounts.append(count)
         }
+        lastMerged = [Int32](repeating: -1, count: words.count)
         for (w, word) in words.enumerated() {
             for k in 0..<(word.count - 1) {
                 let p = pairKey(word[k], word[k + 1])
@@ -301,10 +320,40 @@ struct MergeTrainer {
         }
     }
 
-    mutating func learn(count: Int) -> [(Int32, Int32)] {
+    /// The merges that make each piece one token (see `BPETokenizer.train`), applied to the
+    /// words; at most `limit` of them.
+    mutating func reserve(_ pieces: [[UInt8]], limit: Int) throws -> [(Int32, Int32)] {
         var merges: [(Int32, Int32)] = []
-        var visited = [Int](repeating: -1, count: words.count)
-        for r in 0..<count {
+        var tokens: [[UInt8]: Int32] = [:]
+        for piece in pieces {
+            guard PreTokenizer.pieces(piece).count == 1 else {
+                throw TokenizerError.cannotReserve(piece: String(decoding: piece, as: UTF8.self),
+                                                  reason: "it is not one pre-tokenization piece")
+            }
+            var current = Int32(piece[0])
+            for end in stride(from: 2, through: piece.count, by: 1) {
+                if let known = tokens[Array(piece[..<end])] {
+                    current = known
+                    continue
+                }
+                guard merges.count < limit else {
+                    throw TokenizerError.cannotReserve(piece: String(decoding: piece, as: UTF8.self),
+                                                      reason: "the vocabulary has room for only \(limit) merges")
+                }
+                let merged = Int32(256 + merges.count)
+                merge(current, Int32(piece[end - 1]), into: merged)
+                merges.append((current, Int32(piece[end - 1])))
+                tokens[Array(piece[..<end])] = merged
+                current = merged
+            }
+        }
+        return merges
+    }
+
+    /// Learns `count` merges, the first of rank `firstRank` (after any reserved ones).
+    mutating func learn(count: Int, firstRank: Int = 0) -> [(Int32, Int32)] {
+        var merges: [(Int32, Int32)] = []
+        for r in firstRank..<(firstRank + max(0, count)) {
             var best: UInt64 = 0
             var bestCount = 1
             for (p, c) in pairCounts where c > bestCount || (c == bestCount && c > 1 && p < best) {
@@ -314,18 +363,23 @@ struct MergeTrainer {
             if bestCount < 2 { break }
             let a = Int32(truncatingIfNeeded: best >> 32)
             let b = Int32(truncatingIfNeeded: best & 0xFFFF_FFFF)
-            let merged = Int32(256 + r)
             merges.append((a, b))
-            for w32 in pairWords[best] ?? [] {
-                let w = Int(w32)
-                if visited[w] == r { continue }
-                visited[w] = r
-                apply(a, b, merged, toWord: w)
-            }
-            pairCounts[best] = nil
-            pairWords[best] = nil
+            merge(a, b, into: Int32(256 + r))
         }
         return merges
+    }
+
+    /// Replaces the pair (a, b) by `merged` in every word that holds it.
+    private mutating func merge(_ a: Int32, _ b: Int32, into merged: Int32) {
+        let pair = pairKey(a, b)
+        for w32 in pairWords[pair] ?? [] {
+            let w = Int(w32)
+            if lastMerged[w] == merged { continue }
+            lastMerged[w] = merged
+            apply(a, b, merged, toWord: w)
+        }
+        pairCounts[pair] = nil
+        pairWords[pair] = nil
     }
 
     private mutating func apply(_ a: Int32, _ b: Int32, _ merged: Int32, toWord w: Int) {

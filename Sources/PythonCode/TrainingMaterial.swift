@@ -19,48 +19,54 @@ public enum CorpusSource: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Train and held-out documents, in their deterministic order, lazily for the synthetic corpus.
-    public func documents() throws -> (train: AnySequence<String>, heldOut: AnySequence<String>) {
+    /// Train and held-out documents, in their deterministic order, lazily for the synthetic
+    /// corpus; a directory is read once, here.
+    public func documents() throws -> CorpusDocuments {
         switch self {
         case .synthetic(let seed):
-            return (AnySequence { SyntheticPython(seed: seed, stream: 0) },
-                    AnySequence { SyntheticPython(seed: seed, stream: 1) })
+            return CorpusDocuments(train: AnySequence { SyntheticPython(seed: seed, stream: 0) },
+                                   heldOut: AnySequence { SyntheticPython(seed: seed, stream: 1) }, skippedNonUTF8: [])
         case .directory(let path, let seed):
             let corpus = try DirectoryCorpus(root: path, seed: seed)
             guard !corpus.train.isEmpty else { throw CorpusError.emptySplit(path, split: "train") }
             guard !corpus.heldOut.isEmpty else { throw CorpusError.emptySplit(path, split: "held-out") }
-            return (AnySequence(corpus.train.lazy.map(\.text)), AnySequence(corpus.heldOut.lazy.map(\.text)))
+            return CorpusDocuments(train: AnySequence(corpus.train.lazy.map(\.text)),
+                                   heldOut: AnySequence(corpus.heldOut.lazy.map(\.text)), skippedNonUTF8: corpus.nonUTF8Paths)
         }
     }
 
+    /// See `CorpusDocuments.trainingText`.
+    public func trainingText(bytes: Int) throws -> [UInt8] {
+        try documents().trainingText(bytes: bytes)
+    }
+}
+
+/// A corpus's documents, read.
+public struct CorpusDocuments {
+    public let train: AnySequence<String>
+    public let heldOut: AnySequence<String>
+    /// Files of a directory left out because they are not UTF-8 (relative paths).
+    public let skippedNonUTF8: [String]
+
     /// The first `bytes` bytes (or all, if the split is shorter) of the train split, documents
     /// separated by a newline: the text a tokenizer is trained on.
-    public func trainingText(bytes: Int) throws -> [UInt8] {
+    public func trainingText(bytes: Int) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes)
-        for doc in try documents().train {
+        for doc in train {
             if !out.isEmpty { out.append(0x0A) }
             out.append(contentsOf: doc.utf8)
             if out.count >= bytes { break }
         }
         return Array(out.prefix(bytes))
     }
-}
 
-/// Flat token streams the trainer samples `context + 1` windows from.
-public struct TrainingTokens: Sendable {
-    public let train: [UInt16]
-    public let heldOut: [UInt16]
-}
-
-public extension CorpusSource {
     /// `trainTokens` train and `heldOutTokens` held-out tokens, documents encoded one after
     /// another (separated by a newline) and the stream cut at the requested length. A directory
     /// whose split is shorter gives all of its tokens. Deterministic for a source and tokenizer.
-    func tokens(tokenizer: BPETokenizer, trainTokens: Int, heldOutTokens: Int) throws -> TrainingTokens {
-        let (train, heldOut) = try documents()
-        return TrainingTokens(train: Self.encode(train, tokenizer, limit: trainTokens),
-                              heldOut: Self.encode(heldOut, tokenizer, limit: heldOutTokens))
+    public func tokens(tokenizer: BPETokenizer, trainTokens: Int, heldOutTokens: Int) -> TrainingTokens {
+        TrainingTokens(train: Self.encode(train, tokenizer, limit: trainTokens),
+                       heldOut: Self.encode(heldOut, tokenizer, limit: heldOutTokens))
     }
 
     private static func encode(_ docs: AnySequence<String>, _ tokenizer: BPETokenizer, limit: Int) -> [UInt16] {
@@ -74,6 +80,19 @@ public extension CorpusSource {
             tokenizer.encode(bytes: Array(doc.utf8), cache: &cache) { out.append(UInt16($0)) }
         }
         return Array(out.prefix(limit))
+    }
+}
+
+/// Flat token streams the trainer samples `context + 1` windows from.
+public struct TrainingTokens: Sendable {
+    public let train: [UInt16]
+    public let heldOut: [UInt16]
+}
+
+public extension CorpusSource {
+    /// See `CorpusDocuments.tokens`.
+    func tokens(tokenizer: BPETokenizer, trainTokens: Int, heldOutTokens: Int) throws -> TrainingTokens {
+        try documents().tokens(tokenizer: tokenizer, trainTokens: trainTokens, heldOutTokens: heldOutTokens)
     }
 }
 

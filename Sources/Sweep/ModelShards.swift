@@ -27,18 +27,19 @@ enum ModelShards {
         let model = try context.params.model.orThrow("model", context)
         let tasks = try (context.params.tasks ?? []).map { try PythonTask.named($0) }
         let total = 2 + tasks.count
-        let source = CorpusSource(argument: data.corpus, seed: UInt64(data.corpusSeed))
-        let tokenizer = try BPETokenizer.train(on: source.trainingText(bytes: tokenizerBytes), vocabularySize: data.vocabSize)
+        let documents = try CorpusSource(argument: data.corpus, seed: UInt64(data.corpusSeed)).documents()
+        let (tokenizer, reserved) = try BPETokenizer.trainServingTasks(on: documents.trainingText(bytes: tokenizerBytes),
+                                                                       vocabularySize: data.vocabSize)
         let out = context.outputDirectory
         let tokenizerFile = out.appendingPathComponent("tokenizer.json")
         try tokenizer.save(to: tokenizerFile.path)
         context.progress(step: 1, total: total, loss: nil)
 
         let window = model.context + 1
-        let tokens = try source.tokens(tokenizer: tokenizer, trainTokens: data.trainSequences * window,
-                                       heldOutTokens: data.heldOutSequences * window)
+        let tokens = documents.tokens(tokenizer: tokenizer, trainTokens: data.trainSequences * window,
+                                      heldOutTokens: data.heldOutSequences * window)
         guard tokens.heldOut.count >= window, tokens.train.count >= window else {
-            throw SweepError("shard \(context.job.shard): corpus \(data.corpus) gave \(tokens.train.count) train and \(tokens.heldOut.count) held-out tokens, less than one window of \(window)")
+            throw CorpusError.tooFewTokens(data.corpus, train: tokens.train.count, heldOut: tokens.heldOut.count, window: window)
         }
         let trainFile = out.appendingPathComponent("train_tokens.bin")
         let heldOutFile = out.appendingPathComponent("held_out_tokens.bin")
@@ -71,7 +72,9 @@ enum ModelShards {
                                      "held_out_tokens": heldOutFile, "tasks": tasksFile,
                                      TaskErrorsFile.outputName: taskErrorsFile],
                            summary: ["vocab_size": Double(tokenizer.vocabularySize), "train_tokens": Double(tokens.train.count),
-                                     "held_out_tokens": Double(tokens.heldOut.count)])
+                                     "held_out_tokens": Double(tokens.heldOut.count),
+                                     "skipped_non_utf8_files": Double(documents.skippedNonUTF8.count),
+                                     "reserved_candidate_pieces": Double(reserved.count)])
     }
 
     static func train(_ context: ShardContext) throws -> ShardOutput {

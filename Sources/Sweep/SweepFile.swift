@@ -155,26 +155,33 @@ public struct SweepSpec: Codable, Equatable {
     public var controls = ControlsSection()
     public var simulate: SimulateSection?
 
-    /// Reads and validates a sweep file; every problem is reported with file, line and key.
-    public static func load(from url: URL) throws -> SweepSpec {
+    /// Reads and validates a sweep file, with `overrides` from the command line replacing its
+    /// keys first; every problem is reported with file, line and key (or the override at fault).
+    public static func load(from url: URL, overrides: [SweepOverride] = []) throws -> SweepSpec {
         let text: String
         do {
             text = try String(contentsOf: url, encoding: .utf8)
         } catch {
             throw SweepFileError(file: url.path, line: nil, key: "", message: "cannot read: \(error.localizedDescription)")
         }
-        return try parse(text, file: url.path, defaultName: url.deletingPathExtension().lastPathComponent)
+        return try parse(text, file: url.path, defaultName: url.deletingPathExtension().lastPathComponent, overrides: overrides)
     }
 
-    public static func parse(_ text: String, file: String, defaultName: String = "sweep") throws -> SweepSpec {
-        let root: Node?
+    public static func parse(_ text: String, file: String, defaultName: String = "sweep",
+                             overrides: [SweepOverride] = []) throws -> SweepSpec {
+        var root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
             throw SweepFileError(file: file, line: yamlErrorLine(error), key: "", message: "not valid YAML: \(error)")
         }
-        guard let root else { throw SweepFileError(file: file, line: nil, key: "", message: "the file is empty") }
-        let top = try YAMLSection(root, file: file, path: "")
+        guard root != nil else { throw SweepFileError(file: file, line: nil, key: "", message: "the file is empty") }
+        var overridden: [String: String] = [:]
+        for override in overrides {
+            try override.apply(to: &root!, file: file)
+            overridden[override.key] = override.origin
+        }
+        let top = try YAMLSection(root!, file: file, path: "", overridden: overridden)
         var spec = SweepSpec(name: try top.string("name") ?? defaultName,
                              grid: try Self.grid(try top.section("grid", required: true)!))
         if let data = try top.section("data") {
@@ -292,22 +299,87 @@ private func yamlErrorLine(_ error: YamlError) -> Int? {
     }
 }
 
+/// `--set KEY=VALUE`: one key of a sweep file replaced (or added) from the command line, before
+/// the file is validated, so a bad value gets the file's own errors, naming the key.
+///
+/// KEY is a dotted path of mapping keys (`data.corpus`, `train.learning_rate_by_width.256`);
+/// VALUE is read as YAML, so `train.steps=3000` is an integer and `grid.d_model=[64, 128]` a list.
+public struct SweepOverride: Equatable, Sendable, CustomStringConvertible {
+    /// The dotted key, e.g. `data.corpus`.
+    public let key: String
+    public let value: String
+
+    public init(_ argument: String) throws {
+        guard let equals = argument.firstIndex(of: "=") else {
+            throw SweepFileError(file: "--set \(argument)", line: nil, key: "",
+                                 message: "expected KEY=VALUE, e.g. data.corpus=/usr/lib/python3.11")
+        }
+        key = String(argument[..<equals]).trimmingCharacters(in: .whitespaces)
+        value = String(argument[argument.index(after: equals)...])
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        guard !key.isEmpty, parts.allSatisfy({ !$0.isEmpty && !$0.contains(where: \.isWhitespace) }) else {
+            throw SweepFileError(file: origin, line: nil, key: key,
+                                 message: "expected a dotted key such as data.corpus before the =")
+        }
+    }
+
+    /// How the override is named in errors.
+    var origin: String { "--set \(key)=\(value)" }
+
+    public var description: String { origin }
+
+    /// Sets the key in `root`, making the mappings on its path if the file lacks them.
+    func apply(to root: inout Node, file: String) throws {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: value)
+        } catch {
+            throw SweepFileError(file: origin, line: nil, key: key, message: "the value is not valid YAML")
+        }
+        guard let node else { throw SweepFileError(file: origin, line: nil, key: key, message: "give a value after the =") }
+        try Self.set(node, at: key.split(separator: ".").map(String.init)[...], in: &root, origin: origin, traversed: "")
+    }
+
+    private static func set(_ value: Node, at path: ArraySlice<String>, in node: inout Node, origin: String, traversed: String) throws {
+        let name = path.first!
+        let here = traversed.isEmpty ? name : "\(traversed).\(name)"
+        if node.null != nil { node = Node.mapping(Node.Mapping([])) }
+        guard var mapping = node.mapping else {
+            throw SweepFileError(file: origin, line: nil, key: traversed, message: "is not a mapping, so it has no key \(name)")
+        }
+        let index = mapping.indices.first { mapping[$0].key.scalar?.string == name }
+        if path.count == 1 {
+            if let index { mapping[index] = (key: mapping[index].key, value: value) } else { mapping[Node(name)] = value }
+        } else {
+            var child = index.map { mapping[$0].value } ?? Node.mapping(Node.Mapping([]))
+            try set(value, at: path.dropFirst(), in: &child, origin: origin, traversed: here)
+            if let index { mapping[index] = (key: mapping[index].key, value: child) } else { mapping[Node(name)] = child }
+        }
+        node = .mapping(mapping)
+    }
+}
+
 /// One mapping of a sweep file, read key by key so that anything left over is
 /// reported as unknown.
 final class YAMLSection {
     let file: String
     let path: String
     let line: Int?
+    /// Dotted keys set from the command line, with the override that set each; their errors
+    /// name the override instead of a line of the file.
+    let overridden: [String: String]
     private let entries: [(key: String, keyLine: Int?, value: Node)]
     private var readKeys: Set<String> = []
 
     /// `line` is where the section's key stands, reported for keys missing from it.
-    init(_ node: Node, file: String, path: String, line: Int? = nil) throws {
+    init(_ node: Node, file: String, path: String, line: Int? = nil, overridden: [String: String] = [:]) throws {
         self.file = file
         self.path = path
         self.line = line ?? node.mark?.line
+        self.overridden = overridden
         guard let mapping = node.mapping else {
-            throw SweepFileError(file: file, line: node.mark?.line, key: path.isEmpty ? "" : path,
+            let origin = Self.origin(of: path, in: overridden)
+            throw SweepFileError(file: origin ?? file, line: origin == nil ? node.mark?.line : nil, key: path.isEmpty ? "" : path,
                                  message: "expected a mapping of keys to values")
         }
         var entries: [(String, Int?, Node)] = []
@@ -326,8 +398,24 @@ final class YAMLSection {
     var keys: [String] { entries.map(\.key) }
 
     func error(_ key: String, _ message: String, line: Int? = nil) -> SweepFileError {
-        SweepFileError(file: file, line: line ?? entries.first { $0.key == key }?.keyLine ?? self.line,
-                       key: qualified(key, path), message: message)
+        let name = qualified(key, path)
+        if let origin = overrideOrigin(of: name) {
+            return SweepFileError(file: origin, line: nil, key: name, message: message)
+        }
+        return SweepFileError(file: file, line: line ?? entries.first { $0.key == key }?.keyLine ?? self.line,
+                              key: name, message: message)
+    }
+
+    /// The override that set `name` or a mapping it lies in, if any.
+    private func overrideOrigin(of name: String) -> String? { Self.origin(of: name, in: overridden) }
+
+    private static func origin(of name: String, in overridden: [String: String]) -> String? {
+        var prefix = name
+        while true {
+            if let origin = overridden[prefix] { return origin }
+            guard let dot = prefix.lastIndex(where: { $0 == "." || $0 == "[" }) else { return nil }
+            prefix = String(prefix[..<dot])
+        }
     }
 
     /// A list of mappings under `key`, each read as a section of its own.
@@ -335,7 +423,8 @@ final class YAMLSection {
         guard let node = value(key) else { return nil }
         guard let sequence = node.sequence, !sequence.isEmpty else { throw error(key, "expected a nonempty list of mappings") }
         return try sequence.enumerated().map { index, item in
-            try YAMLSection(item, file: file, path: "\(qualified(key, path))[\(index + 1)]", line: item.mark?.line)
+            try YAMLSection(item, file: file, path: "\(qualified(key, path))[\(index + 1)]", line: item.mark?.line,
+                            overridden: overridden)
         }
     }
 
@@ -352,7 +441,7 @@ final class YAMLSection {
 
     func rejectUnknownKeys() throws {
         if let unknown = entries.first(where: { !readKeys.contains($0.key) }) {
-            throw SweepFileError(file: file, line: unknown.keyLine, key: qualified(unknown.key, path), message: "unknown key")
+            throw error(unknown.key, "unknown key")
         }
     }
 
@@ -362,7 +451,7 @@ final class YAMLSection {
             return nil
         }
         return try YAMLSection(node, file: file, path: qualified(key, path),
-                               line: entries.first { $0.key == key }?.keyLine)
+                               line: entries.first { $0.key == key }?.keyLine, overridden: overridden)
     }
 
     func string(_ key: String) throws -> String? {

@@ -23,6 +23,11 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Run directory (default: runs/NAME).")
     var runDir: String?
 
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "Override one key of the sweep file, e.g. --set data.corpus=/usr/lib/python3.11 (repeatable).",
+        valueName: "key=value"))
+    var overrides: [String] = []
+
     @Option(help: "Continue the sweep stored in this run directory.")
     var resume: String?
 
@@ -45,10 +50,11 @@ struct CoordinatorCommand: ParsableCommand {
         let runDirectory: URL
         switch (sweepFile, resume) {
         case (let file?, nil):
-            let spec = try SweepSpec.load(from: URL(fileURLWithPath: file))
+            let spec = try SweepSpec.load(from: URL(fileURLWithPath: file), overrides: overrides.map(SweepOverride.init))
             runDirectory = runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
             try RunDirectory(runDirectory).create(spec: spec)
         case (nil, let directory?):
+            guard overrides.isEmpty else { throw ValidationError("--set changes a sweep file; a resumed sweep keeps its own") }
             runDirectory = URL(fileURLWithPath: directory)
         default:
             throw ValidationError("give either a sweep file or --resume RUN_DIR")

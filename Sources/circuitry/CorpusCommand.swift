@@ -38,7 +38,7 @@ struct CorpusStats: ParsableCommand {
         let bytes = { (files: [DirectoryCorpus.File]) in files.reduce(0) { $0 + $1.text.utf8.count } }
         print("train: \(corpus.train.count) files, \(bytes(corpus.train)) bytes")
         print("held-out: \(corpus.heldOut.count) files, \(bytes(corpus.heldOut)) bytes")
-        print("skipped: \(corpus.unreadableCount) unreadable, \(corpus.nonUTF8Count) not UTF-8")
+        print("skipped: \(corpus.nonUTF8Count) not UTF-8" + (corpus.nonUTF8Paths.isEmpty ? "" : ": " + corpus.nonUTF8Paths.joined(separator: ", ")))
     }
 }
 

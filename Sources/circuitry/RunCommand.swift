@@ -13,11 +13,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run directory (default: runs/NAME).")
     var runDir: String?
 
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "Override one key of the sweep file, e.g. --set data.corpus=/usr/lib/python3.11 (repeatable).",
+        valueName: "key=value"))
+    var overrides: [String] = []
+
     @Option(help: "Shards run at once on this machine (default: one per core).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
-        let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile))
+        let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile), overrides: overrides.map(SweepOverride.init))
         let runDirectory = runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
         try RunDirectory(runDirectory).create(spec: spec)
         try runLocalSweep(runDirectory: runDirectory, slots: workers)

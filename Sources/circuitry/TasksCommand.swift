@@ -16,7 +16,7 @@ struct TokenizerOption: ParsableArguments {
 
     func load() throws -> BPETokenizer {
         if let path = tokenizer { return try BPETokenizer.load(from: path) }
-        return try BPETokenizer.train(on: CorpusSource.synthetic(seed: 0).trainingText(bytes: 2_000_000))
+        return try BPETokenizer.trainServingTasks(on: CorpusSource.synthetic(seed: 0).trainingText(bytes: 2_000_000)).tokenizer
     }
 }
 

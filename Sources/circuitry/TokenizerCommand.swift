@@ -23,10 +23,12 @@ struct TokenizerTrain: ParsableCommand {
         let source = CorpusSource(argument: corpus, seed: seed)
         let text = try source.trainingText(bytes: bytes)
         let start = Date()
-        let tok = try BPETokenizer.train(on: text, vocabularySize: vocab)
+        let (tok, reserved) = try BPETokenizer.trainServingTasks(on: text, vocabularySize: vocab)
         let seconds = Date().timeIntervalSince(start)
         try tok.save(to: out)
         print("trained on \(text.count) bytes of \(source) in \(String(format: "%.2f", seconds)) s: vocabulary \(tok.vocabularySize) -> \(out)")
+        print(reserved.isEmpty ? "plain BPE makes every task candidate one token"
+              : "task candidates reserved as whole tokens (plain BPE split \(reserved.count): \(reserved.map(\.debugDescription).joined(separator: ", ")))")
     }
 }
 

@@ -15,7 +15,6 @@ final class CorpusTests: XCTestCase {
         }
         try "not python".write(toFile: root + "/notes.txt", atomically: true, encoding: .utf8)
         try Data([0x78, 0x20, 0x3D, 0x20, 0xFF, 0xFE, 0x0A]).write(to: URL(fileURLWithPath: root + "/pkg/latin.py"))
-        try fm.createSymbolicLink(atPath: root + "/broken.py", withDestinationPath: root + "/does-not-exist.py")
     }
 
     override func tearDownWithError() throws {
@@ -28,8 +27,8 @@ final class CorpusTests: XCTestCase {
         XCTAssertEqual(all.count, 40)
         XCTAssertEqual(Set(all.map(\.relativePath)).count, 40)
         XCTAssertTrue(all.contains { $0.relativePath == "pkg/sub/m0.py" && $0.text == "x0 = 0\n" })
-        XCTAssertEqual(corpus.nonUTF8Count, 1)
-        XCTAssertEqual(corpus.unreadableCount, 1)
+        XCTAssertEqual(corpus.nonUTF8Paths, ["pkg/latin.py"], "a file that is not UTF-8 is skipped and listed")
+        XCTAssertEqual(try CorpusSource.directory(path: root, seed: 1).documents().skippedNonUTF8, ["pkg/latin.py"])
         XCTAssertFalse(corpus.heldOut.isEmpty)
         XCTAssertFalse(corpus.train.isEmpty)
     }
@@ -46,15 +45,62 @@ final class CorpusTests: XCTestCase {
         for f in a.train { XCTAssertFalse(DirectoryCorpus.isHeldOut(f.relativePath, percent: 20)) }
     }
 
-    func testMissingDirectoryAndEmptyDirectoryAreClearErrors() throws {
-        XCTAssertThrowsError(try DirectoryCorpus(root: root + "/nope")) { e in
-            XCTAssertTrue("\(e)".contains("/nope"))
+    private func corpusError(_ path: String) -> CorpusError? {
+        do {
+            _ = try DirectoryCorpus(root: path)
+            return nil
+        } catch let e as CorpusError {
+            return e
+        } catch {
+            XCTFail("unexpected \(error)")
+            return nil
         }
+    }
+
+    func testMissingPathsAndFilesAreNotDirectories() throws {
+        XCTAssertEqual(corpusError(root + "/nope"), .notADirectory(root + "/nope"))
+        XCTAssertEqual(corpusError(root + "/notes.txt"), .notADirectory(root + "/notes.txt"))
+        XCTAssertTrue("\(CorpusError.notADirectory(root + "/nope"))".hasPrefix(root + "/nope: "))
+    }
+
+    func testEmptyDirectoryIsAnErrorNamingIt() throws {
         let empty = root + "/empty"
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false)
-        XCTAssertThrowsError(try DirectoryCorpus(root: empty)) { e in
-            XCTAssertTrue("\(e)".contains("no readable UTF-8 .py files"))
-        }
+        XCTAssertEqual(corpusError(empty), .emptyDirectory(empty))
+        XCTAssertEqual("\(CorpusError.emptyDirectory(empty))", "\(empty): the corpus directory is empty")
+    }
+
+    func testDirectoryWithoutPythonFilesIsAnErrorNamingIt() throws {
+        let docs = root + "/docs"
+        try FileManager.default.createDirectory(atPath: docs + "/more", withIntermediateDirectories: true)
+        try "a".write(toFile: docs + "/readme.txt", atomically: true, encoding: .utf8)
+        try "b".write(toFile: docs + "/more/setup.cfg", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: docs + "/pkg.py", withIntermediateDirectories: false)
+        XCTAssertEqual(corpusError(docs), .noPythonFiles(docs, otherFiles: 2), "a directory named .py is not a file")
+        XCTAssertTrue("\(corpusError(docs)!)".hasPrefix("\(docs): no .py files"))
+    }
+
+    func testDirectoryOfOnlyNonUTF8FilesIsAnErrorNamingOne() throws {
+        let legacy = root + "/legacy"
+        try FileManager.default.createDirectory(atPath: legacy, withIntermediateDirectories: false)
+        try Data([0x73, 0x20, 0x3D, 0x20, 0x27, 0xE9, 0x27, 0x0A]).write(to: URL(fileURLWithPath: legacy + "/latin1.py"))
+        XCTAssertEqual(corpusError(legacy), .noUTF8PythonFiles(legacy, skipped: 1, example: legacy + "/latin1.py"))
+    }
+
+    func testUnreadableFileIsAnErrorNamingIt() throws {
+        let link = root + "/pkg/broken.py"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: root + "/does-not-exist.py")
+        XCTAssertEqual(corpusError(root), .unreadableFile(link, reason: "it is a broken symbolic link"))
+        XCTAssertTrue("\(corpusError(root)!)".hasPrefix("\(link): cannot read this file of the corpus"))
+        try FileManager.default.removeItem(atPath: link)
+
+        // Permissions bind only a user other than root.
+        guard getuid() != 0 else { return }
+        let locked = root + "/pkg/locked.py"
+        try "x = 1\n".write(toFile: locked, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: locked)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: locked) }
+        XCTAssertEqual(corpusError(root), .unreadableFile(locked, reason: "permission denied"))
     }
 
     func testWorksOnPythonStandardLibrary() throws {

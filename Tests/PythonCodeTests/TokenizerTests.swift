@@ -101,6 +101,102 @@ final class TokenizerTests: XCTestCase {
         }
     }
 
+    /// The machine's Python standard library (a real directory of `.py` files), if there is one.
+    static let standardLibrary: String? = {
+        let fm = FileManager.default
+        for parent in ["/usr/lib", "/usr/local/lib"] {
+            let names = ((try? fm.contentsOfDirectory(atPath: parent)) ?? []).filter { $0.hasPrefix("python3") }.sorted()
+            if let name = names.first(where: { fm.fileExists(atPath: "\(parent)/\($0)/os.py") }) { return "\(parent)/\(name)" }
+        }
+        return nil
+    }()
+
+    func testReservedPiecesBecomeWholeTokensBeforeTheMerges() throws {
+        var g = SyntheticPython(seed: 3)
+        let text = g.text(bytes: 50_000)
+        let reserved = [" enumerate", " range", " ==", " =", "]]", " zebra"]
+        let tok = try BPETokenizer.train(on: text, vocabularySize: 320, reserving: reserved)
+        XCTAssertEqual(tok.vocabularySize, 320)
+        for piece in reserved { XCTAssertEqual(tok.encode(piece).count, 1, "\(piece.debugDescription) is not one token") }
+        // Prefixes are shared: " =" is built once and " ==" on top of it; " zebra" never occurs
+        // in the text and is still reserved.
+        XCTAssertEqual(tok.tokenBytes[256], Array(" e".utf8))
+        let reservedMerges = 9 + 5 + 2 + 1 + 5
+        XCTAssertEqual(Set(tok.tokenBytes[256..<(256 + reservedMerges)].map { String(decoding: $0, as: UTF8.self) })
+                        .isSuperset(of: reserved), true)
+        // Learned merges follow, on the words as the reserved merges left them, and coding still
+        // round-trips; a reserved piece inside a longer one is its prefix token.
+        XCTAssertEqual(tok.encode(" ranges").first, tok.encode(" range").first)
+        XCTAssertTrue(tok.encode("for i, x in enumerate(items):").contains(tok.encode(" enumerate")[0]))
+        XCTAssertEqual(tok.decodeString(tok.encode(text)), text)
+        XCTAssertEqual(try BPETokenizer.train(on: text, vocabularySize: 320, reserving: reserved), tok, "deterministic")
+        let plain = try BPETokenizer.train(on: text, vocabularySize: 320)
+        XCTAssertNotEqual(plain, tok)
+    }
+
+    func testReservationsThatCannotBeMadeAreClearErrors() throws {
+        XCTAssertThrowsError(try BPETokenizer.train(on: "x = 1", vocabularySize: 260, reserving: [" enumerate"])) { e in
+            XCTAssertEqual(e as? TokenizerError, .cannotReserve(piece: " enumerate", reason: "the vocabulary has room for only 4 merges"))
+        }
+        XCTAssertThrowsError(try BPETokenizer.train(on: "x = 1", vocabularySize: 300, reserving: ["x = "])) { e in
+            XCTAssertEqual(e as? TokenizerError, .cannotReserve(piece: "x = ", reason: "it is not one pre-tokenization piece"))
+        }
+        XCTAssertThrowsError(try BPETokenizer.train(on: "x = 1", vocabularySize: 300, reserving: [""]))
+        XCTAssertThrowsError(try BPETokenizer.train(on: "x == 1", vocabularySize: 300, reserving: ["==", " =="])) { e in
+            XCTAssertEqual(e as? TokenizerError, .cannotReserve(piece: " ==", reason: "the merges of a piece reserved before it split it"))
+        }
+    }
+
+    func testCandidatePiecesAreTheFirstPiecesOfEveryTasksCandidates() {
+        let pieces = Set(PythonTask.candidatePieces.map { String(decoding: $0, as: UTF8.self) })
+        XCTAssertTrue(pieces.isSuperset(of: ["\"", "'", "]]", "]", ".", " +=", ":", "\n", "}", ")", " ==", " =", " enumerate", " range"]))
+        XCTAssertTrue(pieces.isSuperset(of: Pools.shortVariables.map { " " + $0 }), "var_swap compares the names it swaps")
+        XCTAssertEqual(pieces.count, PythonTask.candidatePieces.count, "listed once each")
+    }
+
+    /// The synthetic corpus makes every candidate one token by itself, so its tokenizer is plain
+    /// BPE, exactly as before reservation existed.
+    func testSyntheticCorpusKeepsThePlainTokenizer() throws {
+        var g = SyntheticPython(seed: 0)
+        let text = Array(g.text(bytes: 1_000_000).utf8)
+        XCTAssertTrue(Self.syntheticTokenizer.servesTasks)
+        for task in PythonTask.all {
+            guard let fixed = task.fixedCandidates else { continue }
+            XCTAssertEqual(Self.syntheticTokenizer.encode(fixed.target).count, 1, task.name)
+            XCTAssertEqual(Self.syntheticTokenizer.encode(fixed.alt).count, 1, task.name)
+        }
+        let served = try BPETokenizer.trainServingTasks(on: text, vocabularySize: 512)
+        XCTAssertEqual(served.tokenizer, Self.syntheticTokenizer)
+        XCTAssertEqual(served.reserved, [])
+    }
+
+    /// On real code at the default vocabulary, plain BPE leaves candidates split (" enumerate",
+    /// " range", "]]", " +=", many names), and the sweep's tokenizer reserves them: every task then
+    /// makes its pairs with distinct single-token candidates.
+    func testStandardLibraryAtTheDefaultVocabularyServesEveryTask() throws {
+        guard let stdlib = Self.standardLibrary else { throw XCTSkip("no Python standard library on this machine") }
+        let text = try CorpusSource.directory(path: stdlib, seed: 0).trainingText(bytes: 1_000_000)
+        XCTAssertGreaterThan(text.count, 500_000)
+        let plain = try BPETokenizer.train(on: text, vocabularySize: 512)
+        XCTAssertFalse(plain.servesTasks, "plain BPE on \(stdlib) already serves the tasks; this test shows nothing")
+        let (tok, reserved) = try BPETokenizer.trainServingTasks(on: text, vocabularySize: 512)
+        XCTAssertEqual(reserved, plain.splitCandidatePieces)
+        XCTAssertEqual(tok.vocabularySize, 512)
+        XCTAssertTrue(tok.servesTasks)
+        XCTAssertEqual(tok.splitCandidatePieces, [], "every candidate piece, every swappable name too, is one token")
+        XCTAssertEqual(tok.decode(tok.encode(bytes: text)), text)
+        for task in PythonTask.all {
+            let splits = try task.makePairs(tokenizer: tok, seed: 0, trainPairs: 40, testPairs: 20)
+            let c = splits.test.candidates
+            for p in 0..<splits.test.promptCount { XCTAssertNotEqual(c[2 * p], c[2 * p + 1], task.name) }
+            if let fixed = task.fixedCandidates {
+                XCTAssertEqual(Int(c[0]), tok.encode(fixed.target).first, task.name)
+                XCTAssertEqual(tok.encode(fixed.target).count, 1, task.name)
+                XCTAssertEqual(tok.encode(fixed.alt).count, 1, task.name)
+            }
+        }
+    }
+
     func testSaveAndLoad() throws {
         let tok = Self.syntheticTokenizer
         let path = NSTemporaryDirectory() + "tok-\(UUID().uuidString).json"
