@@ -40,7 +40,7 @@ let package = Package(
         // One test target per library; each is added with its library.
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
+        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "Circuits", "circuitry"]),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],

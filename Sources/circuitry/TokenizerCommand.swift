@@ -5,7 +5,7 @@ import PythonCode
 struct Tokenizer: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The byte-level BPE tokenizer.",
-        subcommands: [TokenizerTrain.self, TokenizerEncode.self]
+        subcommands: [TokenizerTrain.self, TokenizerEncode.self, TokenizerExport.self]
     )
 }
 
@@ -43,5 +43,19 @@ struct TokenizerEncode: ParsableCommand {
         let ids = tok.encode(input)
         print(ids.map { "\($0):\(tok.display($0))" }.joined(separator: " | "))
         print("\(input.utf8.count) bytes, \(ids.count) tokens")
+    }
+}
+
+struct TokenizerExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a tokenizer as a Hugging Face tokenizer.json, which Python's `tokenizers` loads and encodes with to the same ids.")
+
+    @Option(help: "Tokenizer JSON file.") var tokenizer: String
+    @Option(help: "Output tokenizer.json file.") var out: String
+
+    func run() throws {
+        try BPETokenizer.load(from: tokenizer).huggingFace().save(to: URL(fileURLWithPath: out))
+        print("wrote \(out)")
     }
 }
