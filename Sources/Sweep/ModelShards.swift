@@ -84,6 +84,7 @@ enum ModelShards {
             trainer = try Trainer(model: GPT(config: model, seed: training.seed), config: training)
         }
         let resumedFrom = trainer.step
+        let tokenizerHash = try BPETokenizer.load(from: context.input("prepare.tokenizer").path).sha256
         let windows = try TokenWindows(tokens: readTokenFile(context.input("prepare.train_tokens").path),
                                        length: model.context, vocab: model.vocab, name: "prepare.train_tokens")
         let heldOutStream = try TokenWindows(tokens: readTokenFile(context.input("prepare.held_out_tokens").path),
@@ -103,13 +104,13 @@ enum ModelShards {
             }
             if trainer.step < training.steps {
                 let file = context.outputDirectory.appendingPathComponent("checkpoint-\(trainer.step).bin")
-                try Checkpoint(trainer: trainer).save(to: file.path)
+                try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: file.path)
                 context.checkpoint(file: file, step: trainer.step)
             }
         }
         let loss = try heldOutLoss(model: trainer.model, windows: heldOut, count: heldOutCount, length: model.context)
         let final = context.outputDirectory.appendingPathComponent("checkpoint.bin")
-        try Checkpoint(trainer: trainer).save(to: final.path)
+        try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: final.path)
         return ShardOutput(outputs: ["checkpoint": final],
                            summary: ["pretrain_loss": loss, "nonzero_weights": Double(nonzero),
                                      "steps": Double(training.steps), "resumed_from_step": Double(resumedFrom)])
@@ -118,8 +119,11 @@ enum ModelShards {
     static func prune(_ context: ShardContext) throws -> ShardOutput {
         let task = try context.params.task.orThrow("task", context)
         let section = try context.params.prune.orThrow("prune", context)
-        var request = PruneRequest(modelPath: try context.input("train.checkpoint").path,
-                                   pairsPath: try context.input("prepare.tasks").path)
+        let checkpointPath = try context.input("train.checkpoint").path
+        let tokenizerPath = try context.input("prepare.tokenizer").path
+        try TokenizerIdentity.check(BPETokenizer.load(from: tokenizerPath), file: "prepare.tokenizer",
+                                    against: Checkpoint.load(from: checkpointPath), file: "train.checkpoint")
+        var request = PruneRequest(modelPath: checkpointPath, pairsPath: try context.input("prepare.tasks").path)
         request.tasks = [task]
         request.heldOutTokensPath = try context.input("prepare.held_out_tokens").path
         request.target = Float(section.headlineTarget)

@@ -3,6 +3,7 @@ import Circuits
 import Foundation
 import PythonCode
 import SparseGPT
+import Sweep
 
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -91,7 +92,9 @@ struct Prune: ParsableCommand {
         request.heldOutTokensPath = heldOutTokens
         if let tokenizer {
             let bpe = try BPETokenizer.load(from: tokenizer)
-            let context = try Checkpoint.load(from: model).model.context
+            let checkpoint = try Checkpoint.load(from: model)
+            try TokenizerIdentity.check(bpe, file: tokenizer, against: checkpoint, file: model)
+            let context = checkpoint.model.context
             let chosen = allTasks ? PythonTask.all : try task.map(PythonTask.named)
             request.pairs = try chosen.map { pythonTask in
                 let splits = try pythonTask.makePairs(tokenizer: bpe, seed: taskSeed, trainPairs: trainPairs,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PythonCode
 import SparseGPT
+import Sweep
 
 /// `circuitry train`: trains one weight-sparse model and writes its checkpoint.
 struct Train: ParsableCommand {
@@ -75,11 +76,13 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let trainer: Trainer
+        var resumed: Checkpoint?
         if let resume {
             if let flag = configFlags.first(where: { $0.1 }) {
                 throw ValidationError("--resume continues the checkpoint's configuration; drop \(flag.0)")
             }
-            trainer = try Checkpoint.load(from: resume).makeTrainer(threads: threads)
+            resumed = try Checkpoint.load(from: resume)
+            trainer = try resumed!.makeTrainer(threads: threads)
         } else {
             let run = try runConfig()
             try run.training.validate(for: run.model)
@@ -88,9 +91,14 @@ struct Train: ParsableCommand {
         let model = trainer.model.config, training = trainer.config
         let trainTokens: [Int32], trainName: String
         var heldOut: [Int32]?
+        var tokenizerHash = resumed?.tokenizerHash
         if let corpus {
             guard tokens == nil, val == nil else { throw ValidationError("--corpus replaces --tokens and --val; give one or the other") }
-            let material = try corpusMaterial(corpus, vocab: model.vocab)
+            let (material, tok) = try corpusMaterial(corpus, vocab: model.vocab)
+            if let resumed, let resume {
+                try TokenizerIdentity.check(tok, file: tokenizer ?? "the new tokenizer", against: resumed, file: resume)
+            }
+            tokenizerHash = tok.sha256
             trainTokens = material.train.map(Int32.init)
             trainName = "corpus \(corpus)"
             heldOut = try TokenWindows(tokens: material.heldOut.map(Int32.init), length: model.context, vocab: model.vocab,
@@ -111,7 +119,7 @@ struct Train: ParsableCommand {
         let line = ProgressLine(interactive: isatty(STDERR_FILENO) != 0)
         try run.run(until: stopAfter, reportEvery: line.interactive ? 1 : max(1, logEvery), evaluateEvery: evalEvery) { line.show($0) }
         line.finish()
-        try Checkpoint(trainer: trainer).save(to: out)
+        try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: out)
         FileHandle.standardError.write(Data("wrote \(out) at step \(trainer.step) of \(training.steps)\n".utf8))
     }
 }
@@ -119,7 +127,7 @@ struct Train: ParsableCommand {
 extension Train {
     /// Train and held-out token streams of a corpus, through the given tokenizer or a new one of the
     /// model's vocabulary (saved beside the checkpoint, since the pruning tasks need the same one).
-    func corpusMaterial(_ corpus: String, vocab: Int) throws -> TrainingTokens {
+    func corpusMaterial(_ corpus: String, vocab: Int) throws -> (TrainingTokens, BPETokenizer) {
         let source = CorpusSource(argument: corpus, seed: corpusSeed)
         let tok: BPETokenizer
         if let tokenizer {
@@ -134,7 +142,7 @@ extension Train {
         guard tok.vocabularySize <= vocab else {
             throw ValidationError("the tokenizer has \(tok.vocabularySize) tokens but the model's vocabulary is \(vocab): pass --vocab \(tok.vocabularySize)")
         }
-        return try source.tokens(tokenizer: tok, trainTokens: corpusTokens, heldOutTokens: heldOutTokens)
+        return (try source.tokens(tokenizer: tok, trainTokens: corpusTokens, heldOutTokens: heldOutTokens), tok)
     }
 }
 
