@@ -18,3 +18,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6 is required)" >&2; exit 1; }
 swift package resolve >/dev/null
+
+# The test of the README's Python example runs in this environment (PyPI packages, no torch).
+venv=.venv-tests
+if ! "$venv/bin/python" -c "import numpy, pandas, safetensors, tokenizers" 2>/dev/null; then
+    if command -v python3 >/dev/null; then
+        echo "setup: creating $venv with numpy, pandas, safetensors and tokenizers"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q numpy==2.4.6 pandas==3.1.1 safetensors==0.8.0 tokenizers==0.23.3
+    else
+        echo "setup: python3 is not on PATH: the test of the README's Python example will be skipped"
+    fi
+fi

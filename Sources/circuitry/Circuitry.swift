@@ -17,6 +17,7 @@ struct Circuitry: ParsableCommand {
             ResumeCommand.self,
             RetryCommand.self,
             ReportCommand.self,
+            ExportCommand.self,
             ShardCommand.self,
             Prune.self,
             Train.self,

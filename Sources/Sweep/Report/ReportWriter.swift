@@ -45,7 +45,7 @@ public struct ReportWriter {
         return written
     }
 
-    static let frontierColumns = ["density", "embed_density", "d_model", "afrac", "seed", "task", "pretrain_loss",
+    static let frontierColumns = ["model_id", "density", "embed_density", "d_model", "afrac", "seed", "task", "pretrain_loss",
                                   "target", "reached_loss", "nodes", "edges", "reachable"]
 
     /// One row per model × task × target loss, models in sweep order.
@@ -70,6 +70,7 @@ public struct ReportWriter {
 
     public func frontierJSON() throws -> Data {
         struct Row: Encodable {
+            var model_id: String
             var density, embed_density: Double
             var d_model: Int
             var afrac: Double
@@ -82,7 +83,7 @@ public struct ReportWriter {
             var reachable: Bool
         }
         let rows = frontierRows().map { m, c in
-            Row(density: m.density, embed_density: m.embedDensity, d_model: m.dModel, afrac: m.afrac, seed: m.seed,
+            Row(model_id: m.identifier, density: m.density, embed_density: m.embedDensity, d_model: m.dModel, afrac: m.afrac, seed: m.seed,
                 task: c.task, pretrain_loss: m.pretrainLoss, target: c.target, reached_loss: c.reachedLoss,
                 nodes: c.nodes, edges: c.edges, reachable: c.reachable)
         }
@@ -94,12 +95,12 @@ public struct ReportWriter {
     public func modelsCSV() -> String {
         let points = Dictionary(SweepFrontier.points(data).map { ($0.model.identifier, $0) }, uniquingKeysWith: { a, _ in a })
         let target = ReportFormat.number(data.headlineTarget)
-        var lines = ["density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,geomean_edges_at_\(target),tasks_reached,tasks_total"]
+        var lines = ["model_id,density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,target,geomean_edges,tasks_reached,tasks_total"]
         for m in data.models {
             let p = points[m.identifier]
             let atTarget = data.headlineCircuits(of: m)
             var fields = modelFields(m)
-            fields += [optional(m.pretrainLoss), optional(m.nonzeroWeights), optional(p?.geometricMeanEdges)]
+            fields += [optional(m.pretrainLoss), optional(m.nonzeroWeights), target, optional(p?.geometricMeanEdges)]
             fields += [String(atTarget.filter(\.reachable).count), String(atTarget.count)]
             lines.append(fields.joined(separator: ","))
         }
@@ -107,7 +108,7 @@ public struct ReportWriter {
     }
 
     private func modelFields(_ m: ReportModel) -> [String] {
-        [ReportFormat.number(m.density), ReportFormat.number(m.embedDensity), String(m.dModel),
+        [m.identifier, ReportFormat.number(m.density), ReportFormat.number(m.embedDensity), String(m.dModel),
          ReportFormat.number(m.afrac), String(m.seed)]
     }
 
