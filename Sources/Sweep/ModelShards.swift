@@ -15,7 +15,6 @@ import SparseGPT
 ///   `prepare.*` → outputs `curve` (frontier document) and `circuit` (the circuit at the
 ///   headline target), summary `edges` and `nodes` there (absent when unreachable).
 enum ModelShards {
-    static let tokenizerBytes = 2_000_000
 
     static func prepare(_ context: ShardContext) throws -> ShardOutput {
         let data = try context.params.data.orThrow("data", context)
@@ -23,7 +22,7 @@ enum ModelShards {
         let tasks = try (context.params.tasks ?? []).map { try PythonTask.named($0) }
         let total = 2 + tasks.count
         let source = CorpusSource(argument: data.corpus, seed: UInt64(data.corpusSeed))
-        let tokenizer = try BPETokenizer.train(on: source.trainingText(bytes: tokenizerBytes), vocabularySize: data.vocabSize)
+        let tokenizer = try BPETokenizer.train(on: source.trainingText(bytes: BPETokenizer.defaultTrainingBytes), vocabularySize: data.vocabSize)
         let out = context.outputDirectory
         let tokenizerFile = out.appendingPathComponent("tokenizer.json")
         try tokenizer.save(to: tokenizerFile.path)

@@ -16,7 +16,7 @@ struct TokenizerTrain: ParsableCommand {
     @Option(help: "\"synthetic\" or a directory of .py files.") var corpus = "synthetic"
     @Option(help: "Corpus seed.") var seed: UInt64 = 0
     @Option(help: "Vocabulary size (256 byte tokens plus merges).") var vocab = 512
-    @Option(help: "Bytes of corpus text to train on.") var bytes = 10_000_000
+    @Option(help: "Bytes of corpus text to train on.") var bytes = BPETokenizer.defaultTrainingBytes
     @Option(help: "Output JSON file.") var out: String
 
     func run() throws {

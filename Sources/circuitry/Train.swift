@@ -135,7 +135,7 @@ extension Train {
         } else {
             let path = (out as NSString).deletingPathExtension + ".tokenizer.json"
             FileHandle.standardError.write(Data("training a \(vocab)-token tokenizer on \(source)\n".utf8))
-            tok = try BPETokenizer.train(on: try source.trainingText(bytes: 4_000_000), vocabularySize: vocab)
+            tok = try BPETokenizer.train(on: try source.trainingText(bytes: BPETokenizer.defaultTrainingBytes), vocabularySize: vocab)
             try tok.save(to: path)
             FileHandle.standardError.write(Data("wrote \(path)\n".utf8))
         }
