@@ -29,6 +29,11 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Keep serving after the sweep finished.")
     var stayUp = false
 
+    func validate() throws {
+        try ArgumentChecks.endpoint(bind, option: "--bind")
+        if let sweepFile { try ArgumentChecks.sweepFile(sweepFile) }
+    }
+
     func run() throws {
         let runDirectory: URL
         switch (sweepFile, resume) {

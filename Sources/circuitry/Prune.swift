@@ -7,7 +7,7 @@ import Sweep
 
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Prune a trained model to the smallest circuit per task (SPEC 4) and write the circuits as JSON.")
+        abstract: "Prune a trained model to the smallest circuit per task and write the circuits as JSON.")
 
     @Option(help: "Trained model checkpoint (.safetensors).")
     var model: String

@@ -16,6 +16,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Local worker processes (default: one per core).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    func validate() throws {
+        try ArgumentChecks.sweepFile(sweepFile)
+    }
+
     func run() throws {
         let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile))
         let runDirectory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")

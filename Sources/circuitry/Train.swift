@@ -7,13 +7,13 @@ import Sweep
 /// `circuitry train`: trains one weight-sparse model and writes its checkpoint.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one weight-sparse GPT (SPEC 2-3) from flags or a YAML run file and write a safetensors checkpoint.",
+        abstract: "Train one weight-sparse GPT from flags or a YAML run file and write a safetensors checkpoint.",
         discussion: """
         Settings come from --config (a flat YAML mapping with the reference's keys: d_model, n_layer, density, \
         embed_density, lr, steps, ...), then from flags, which override the file. Training data is a corpus \
         (--corpus synthetic or a directory of .py files, through --tokenizer or a new tokenizer saved beside \
         the checkpoint; the held-out loss is on its held-out part), or flat little-endian uint16 token files \
-        (--tokens, held-out --val); with neither, a seeded random token stream. --resume continues a \
+        (--tokens, --held-out-tokens); with neither, a seeded random token stream (said on stderr). --resume continues a \
         checkpoint's run (its configuration; give the same data flags) to the end, bit for bit as an \
         uninterrupted run.
         """)
@@ -22,13 +22,13 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint to continue from (its configuration is used).") var resume: String?
     @Option(help: "Where to write the checkpoint (.safetensors).") var out: String
     @Option(help: "Training tokens: flat little-endian uint16 file.") var tokens: String?
-    @Option(help: "Held-out tokens, same format.") var val: String?
-    @Option(help: "Held-out windows evaluated.") var valWindows = 256
+    @Option(help: "Held-out tokens, same format.") var heldOutTokens: String?
+    @Option(help: "Held-out windows evaluated.") var heldOutWindows = 256
     @Option(help: "Train on a corpus instead of token files: \"synthetic\" or a directory of .py files.") var corpus: String?
     @Option(help: "Corpus seed (synthetic programs; the file order of a directory).") var corpusSeed: UInt64 = 0
     @Option(help: "Tokenizer JSON for --corpus (default: train one of the model's vocabulary and save it beside --out).") var tokenizer: String?
-    @Option(help: "Corpus tokens to train on, with --corpus.") var corpusTokens = 4_000_000
-    @Option(help: "Held-out corpus tokens, with --corpus.") var heldOutTokens = 200_000
+    @Option(help: "Corpus tokens to train on, with --corpus.") var trainTokenCount = 4_000_000
+    @Option(help: "Held-out corpus tokens, with --corpus.") var heldOutTokenCount = 200_000
     @Option(help: "Stop after this many steps in all (the schedule still spans --steps), to continue later with --resume.") var stopAfter: Int?
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Progress line every N steps when stderr is not a terminal.") var logEvery = 50
@@ -74,6 +74,10 @@ struct Train: ParsableCommand {
         return run
     }
 
+    func validate() throws {
+        try ArgumentChecks.outputFile(out, option: "--out")
+    }
+
     func run() throws {
         let trainer: Trainer
         var resumed: Checkpoint?
@@ -93,7 +97,9 @@ struct Train: ParsableCommand {
         var heldOut: [Int32]?
         var tokenizerHash = resumed?.tokenizerHash
         if let corpus {
-            guard tokens == nil, val == nil else { throw ValidationError("--corpus replaces --tokens and --val; give one or the other") }
+            guard tokens == nil, heldOutTokens == nil else {
+                throw ValidationError("--corpus replaces --tokens and --held-out-tokens; give one or the other")
+            }
             let (material, tok) = try corpusMaterial(corpus, vocab: model.vocab)
             if let resumed, let resume {
                 try TokenizerIdentity.check(tok, file: tokenizer ?? "the new tokenizer", against: resumed, file: resume)
@@ -102,16 +108,19 @@ struct Train: ParsableCommand {
             trainTokens = material.train.map(Int32.init)
             trainName = "corpus \(corpus)"
             heldOut = try TokenWindows(tokens: material.heldOut.map(Int32.init), length: model.context, vocab: model.vocab,
-                                       name: "held-out corpus \(corpus)").evenlySpacedWindows(count: valWindows)
+                                       name: "held-out corpus \(corpus)").evenlySpacedWindows(count: heldOutWindows)
         } else {
+            if tokens == nil {
+                FileHandle.standardError.write(Data("no --corpus or --tokens: training on seeded random tokens, which teach nothing (for timing); --corpus synthetic trains on Python\n".utf8))
+            }
             trainTokens = try tokens.map(readTokenFile) ?? randomTokens(count: 1 << 22, vocab: model.vocab, seed: training.seed)
             trainName = tokens ?? "random token stream"
-            if let val {
-                heldOut = try TokenWindows(tokens: readTokenFile(val), length: model.context, vocab: model.vocab, name: val)
-                    .evenlySpacedWindows(count: valWindows)
+            if let heldOutTokens {
+                heldOut = try TokenWindows(tokens: readTokenFile(heldOutTokens), length: model.context, vocab: model.vocab,
+                                           name: heldOutTokens).evenlySpacedWindows(count: heldOutWindows)
             } else if tokens == nil {
                 heldOut = try TokenWindows(tokens: randomTokens(count: 1 << 16, vocab: model.vocab, seed: training.seed &+ 1),
-                                           length: model.context, vocab: model.vocab).evenlySpacedWindows(count: valWindows)
+                                           length: model.context, vocab: model.vocab).evenlySpacedWindows(count: heldOutWindows)
             }
         }
         let data = try TokenWindows(tokens: trainTokens, length: model.context, vocab: model.vocab, name: trainName)
@@ -142,7 +151,7 @@ extension Train {
         guard tok.vocabularySize <= vocab else {
             throw ValidationError("the tokenizer has \(tok.vocabularySize) tokens but the model's vocabulary is \(vocab): pass --vocab \(tok.vocabularySize)")
         }
-        return (try source.tokens(tokenizer: tok, trainTokens: corpusTokens, heldOutTokens: heldOutTokens), tok)
+        return (try source.tokens(tokenizer: tok, trainTokens: trainTokenCount, heldOutTokens: heldOutTokenCount), tok)
     }
 }
 

@@ -44,7 +44,7 @@ public struct ReportCircuit: Codable, Sendable {
     public var reachedLoss: Double?
     public var nodes: Int?
     public var edges: Int?
-    /// The circuit's own JSON document (SPEC 4 export), when the pruning kept it.
+    /// The circuit's own JSON document (as the pruner exports it), when the pruning kept it.
     public var circuitJSON: Data?
 
     public init(modelID: String, task: String, target: Double, reachable: Bool,
@@ -83,7 +83,7 @@ public struct ReportData: Sendable {
     public var models: [ReportModel]
     public var circuits: [ReportCircuit]
     public var shards: [ReportShard]
-    /// The target loss of the headline numbers (SPEC 4: 0.15).
+    /// The target loss of the headline numbers (0.15 by default).
     public var headlineTarget: Double
 
     public init(sweepName: String, models: [ReportModel], circuits: [ReportCircuit], shards: [ReportShard],

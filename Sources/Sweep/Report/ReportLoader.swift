@@ -64,7 +64,7 @@ extension ReportModel {
 }
 
 /// A prune shard's `curve` output: the frontier document of one (model, task), one circuit
-/// document per target loss (SPEC 4). Only the fields the report needs are read.
+/// document per target loss. Only the fields the report needs are read.
 enum CurveFile {
     private struct Point: Decodable {
         var target: Double
