@@ -42,8 +42,9 @@ public struct RunExport {
     /// Writes the export into `directory` (created when missing) and returns its manifest.
     @discardableResult
     public func write(to directory: URL) throws -> Manifest {
-        let store = try Store(runDirectory: runDirectory, readOnly: true)
-        let artifacts = runDirectory.appendingPathComponent("artifacts")
+        let run = RunDirectory(runDirectory)
+        let store = try run.openStore(readOnly: true)
+        let artifacts = run.artifacts
         let (spec, done, outputs) = try store.read { tx -> (SweepSpec, Set<String>, [String: [String: String]]) in
             let done = Set(try tx.shards(states: [.done]).map(\.id))
             var outputs: [String: [String: String]] = [:]

@@ -18,7 +18,7 @@ struct RetryCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try Store(runDirectory: URL(fileURLWithPath: runDirectory))
+        let store = try RunDirectory(URL(fileURLWithPath: runDirectory)).openStore()
         let count = try store.write { tx in
             try tx.retryFailed(maxAttempts: try tx.sweepSpec().retries.maxAttempts, now: Date().timeIntervalSince1970)
         }

@@ -28,8 +28,8 @@ final class ExportTests: XCTestCase {
             train: {steps: 6, batch_size: 2, checkpoint_every: 0.5}
             prune: {steps: 10, lambdas: [0.001], target_losses: [0.6], headline_target: 0.6, batch_size: 8}
             """, file: "tiny.yaml")
-        let store = try Store(runDirectory: runDirectory)
-        try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
+        try RunDirectory(runDirectory).create(spec: spec)
+        let store = try RunDirectory(runDirectory).openStore()
         let artifacts = runDirectory.appendingPathComponent("artifacts")
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
         var now = 1.0
@@ -51,7 +51,7 @@ final class ExportTests: XCTestCase {
                         try tx.registerArtifact(hash: hash, size: data.count, kind: name, now: now)
                         hashes[name] = hash
                     }
-                    XCTAssertEqual(try tx.recordResult(shard: lease.shard, attempt: lease.attempt, outputs: hashes,
+                    XCTAssertEqual(try tx.recordResult(lease.key, outputs: hashes,
                                                        summary: encodeSummary(output.summary), now: now), .recorded)
                 }
             }
@@ -80,7 +80,7 @@ final class ExportTests: XCTestCase {
         let file = try SafeTensorsFile.read(exported)
         XCTAssertNil(file.tensors["adam.m.wte"])
         XCTAssertEqual(file.metadata["tokenizer_sha256"], tokenizer.sha256)
-        let hash = try XCTUnwrap(try Store(runDirectory: runDirectory, readOnly: true)
+        let hash = try XCTUnwrap(try RunDirectory(runDirectory).openStore(readOnly: true)
             .read { try $0.outputs(ofShard: "train/d0.5-w32-a0.25-s0") }["checkpoint"])
         let original = try Checkpoint.load(from: runDirectory.appendingPathComponent("artifacts/\(hash)").path)
         XCTAssertEqual(try Checkpoint.load(from: exported).parameters, original.parameters)
