@@ -34,22 +34,15 @@ struct Train: ParsableCommand {
     @Option(help: "Progress line every N steps when stderr is not a terminal.") var logEvery = 50
     @Option(help: "Held-out evaluation every N steps (0: at the end only).") var evalEvery = 0
 
-    @Option(help: "Vocabulary size.") var vocab: Int?
-    @Option(help: "Sequence length.") var context: Int?
-    @Option(help: "Model width.") var dModel: Int?
-    @Option(help: "Transformer blocks.") var nLayer: Int?
-    @Option(help: "AbsTopK fraction (1 = off).") var afrac: Double?
-    @Option(help: "Block-matrix density (1 = dense).") var density: Double?
-    @Option(help: "Embedding density (default min(1, 4 density)).") var embedDensity: Double?
+    @OptionGroup(title: "Model") var shape: ModelShapeOptions
     @Option(help: "Base learning rate.") var lr: Double?
     @Option(help: "Optimizer steps.") var steps: Int?
     @Option(help: "Sequences per step.") var batch: Int?
     @Option(help: "Seed (weights and batches).") var seed: UInt64?
 
-    private var configFlags: [(String, Bool)] {
-        [("--vocab", vocab != nil), ("--context", context != nil), ("--d-model", dModel != nil), ("--n-layer", nLayer != nil),
-         ("--afrac", afrac != nil), ("--density", density != nil), ("--embed-density", embedDensity != nil), ("--lr", lr != nil),
-         ("--steps", steps != nil), ("--batch", batch != nil), ("--seed", seed != nil), ("--config", config != nil)]
+    private var configFlags: [String] {
+        shape.given + [("--lr", lr != nil), ("--steps", steps != nil), ("--batch", batch != nil), ("--seed", seed != nil),
+                       ("--config", config != nil)].filter(\.1).map(\.0)
     }
 
     func runConfig() throws -> RunConfig {
@@ -60,13 +53,7 @@ struct Train: ParsableCommand {
             }
             run = try RunConfig.fromYAML(text, file: config)
         }
-        if let vocab { run.model.vocab = vocab }
-        if let context { run.model.context = context }
-        if let dModel { run.model.dModel = dModel }
-        if let nLayer { run.model.nLayer = nLayer }
-        if let afrac { run.model.afrac = afrac }
-        if let density { run.training.density = density }
-        if let embedDensity { run.training.embedDensity = embedDensity }
+        shape.apply(to: &run.model, &run.training)
         if let lr { run.training.lr = lr }
         if let steps { run.training.steps = steps }
         if let batch { run.training.batch = batch }
@@ -82,8 +69,8 @@ struct Train: ParsableCommand {
         let trainer: Trainer
         var resumed: Checkpoint?
         if let resume {
-            if let flag = configFlags.first(where: { $0.1 }) {
-                throw ValidationError("--resume continues the checkpoint's configuration; drop \(flag.0)")
+            if let flag = configFlags.first {
+                throw ValidationError("--resume continues the checkpoint's configuration; drop \(flag)")
             }
             resumed = try Checkpoint.load(from: resume)
             trainer = try resumed!.makeTrainer(threads: threads)
