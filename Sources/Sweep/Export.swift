@@ -11,7 +11,7 @@ import SparseGPT
 ///     held_out_tokens.bin                 held-out corpus tokens (flat little-endian uint16)
 ///     circuits/MODEL_ID__TASK.json        the circuit at the headline target loss
 ///     frontiers/MODEL_ID__TASK.json       every target's circuit of that (model, task)
-///     frontier.csv, frontier.json, models.csv   the report's tables
+///     frontier.csv, frontier.json, models.csv, training_curves.csv   the report's tables
 ///     manifest.json                       the sweep, its models and their files
 ///
 /// MODEL_ID is the report's model identifier (`d0.0625-w128-a0.25-s0`), the `model_id` column of
@@ -119,10 +119,13 @@ public struct RunExport {
                                          circuits: circuits, frontiers: frontiers))
         }
 
-        let writer = ReportWriter(data: report)
+        let writer = ReportWriter(data: report, details: try ReportDetails.load(runDirectory: runDirectory))
         try put("frontier.csv") { try Data(writer.frontierCSV().utf8).write(to: $0, options: .atomic) }
         try put("frontier.json") { try writer.frontierJSON().write(to: $0, options: .atomic) }
         try put("models.csv") { try Data(writer.modelsCSV().utf8).write(to: $0, options: .atomic) }
+        if !writer.details.trainingCurves.isEmpty {
+            try put("training_curves.csv") { try Data(writer.trainingCurvesCSV().utf8).write(to: $0, options: .atomic) }
+        }
         let manifest = Manifest(sweep: spec.name, headline_target: spec.prune.headlineTarget, tokenizer_sha256: tokenizerHash,
                                 with_optimizer: withOptimizer, models: models, files: files + ["manifest.json"])
         let encoder = JSONEncoder()

@@ -94,7 +94,7 @@ final class ExportTests: XCTestCase {
         XCTAssertNotEqual(original.adamV.filter { $0 != 0 }.count, 0)
 
         // Every table joins on model_id.
-        for table in ["models.csv", "frontier.csv"] {
+        for table in ["models.csv", "frontier.csv", "training_curves.csv"] {
             let text = try String(contentsOf: out.appendingPathComponent(table), encoding: .utf8)
             XCTAssertTrue(text.hasPrefix("model_id,"), text)
             XCTAssertTrue(text.contains("\nd0.5-w32-a0.25-s0,0.5,"), text)
@@ -118,7 +118,7 @@ final class ExportTests: XCTestCase {
             .deletingLastPathComponent()
         let python = root.appendingPathComponent(".venv-tests/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            throw XCTSkip("no \(python.path): deploy/setup.sh makes it (numpy, pandas, safetensors, tokenizers)")
+            return XCTFail("no \(python.path): `deploy/setup.sh --tests` makes it (numpy, pandas, safetensors, tokenizers)")
         }
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let blocks = readme.components(separatedBy: "```python\n").dropFirst().map { $0.components(separatedBy: "```")[0] }

@@ -70,7 +70,14 @@ final class ModelShardTests: XCTestCase {
         }
         XCTAssertEqual(checkpoints.map(\.step), [3, 6, 9])
         XCTAssertEqual(progress.last, 12)
+        let trainingCurve = try TrainingCurve.parse(String(contentsOf: XCTUnwrap(whole.outputs["training_curve"]), encoding: .utf8),
+                                                    source: "training_curve")
+        XCTAssertEqual(trainingCurve.rows.map(\.step), Array(1...12), "12 steps, each reported")
+        XCTAssertEqual(trainingCurve.rows.filter { $0.heldOutLoss != nil }.map(\.step), Array(1...12),
+                       "held-out loss every max(1, 12 / 20) steps")
+        XCTAssertTrue(trainingCurve.rows.allSatisfy { $0.trainLoss.isFinite && $0.density > 0 && $0.density <= 1 })
         let loss = try XCTUnwrap(whole.summary["pretrain_loss"])
+        XCTAssertEqual(trainingCurve.rows.last?.heldOutLoss ?? 0, loss, accuracy: 1e-6, "the last evaluation is the pretraining loss")
         XCTAssertTrue(loss.isFinite && loss > 0)
 
         let resumed = try ShardRunner.run(job(train, inputs: inputs, resume: checkpoints[1].path, resumeStep: 6,
@@ -87,12 +94,17 @@ final class ModelShardTests: XCTestCase {
         let pruned = try ShardRunner.run(job(prune, inputs: pruneInputs, name: "prune")) { line in
             if line.hasPrefix("@progress ") { pruneProgress.append(Int(line.split(separator: " ")[1])!) }
         }
-        XCTAssertEqual(Set(pruned.outputs.keys), ["curve", "circuit"])
+        XCTAssertEqual(Set(pruned.outputs.keys), ["curve", "circuit", "analysis"])
         XCTAssertEqual(pruneProgress.last, 1, "the last report marks the end")
         let curve = try JSONSerialization.jsonObject(with: Data(contentsOf: pruned.outputs["curve"]!)) as! [String: Any]
         XCTAssertEqual(curve["task"] as? String, "var_swap")
         XCTAssertEqual((curve["points"] as? [Any])?.count, 2)
         XCTAssertNotNil(pruned.summary["full_loss"])
+        let analysis = try JSONDecoder().decode(CircuitAnalysis.self, from: Data(contentsOf: pruned.outputs["analysis"]!))
+        XCTAssertEqual(analysis.task, "var_swap")
+        XCTAssertEqual(analysis.nodes.count, Int(pruned.summary["nodes"] ?? 0), "one analysis per circuit node")
+        XCTAssertEqual(analysis.pairs.count, 4, "every test pair shown when there are fewer than six")
+        XCTAssertTrue(analysis.nodes.allSatisfy { $0.ablatedLoss.isFinite && !$0.top.isEmpty })
         if pruned.summary["reachable"] == 1 {
             XCTAssertGreaterThan(pruned.summary["edges"] ?? 0, 0)
         } else {

@@ -10,11 +10,16 @@ public enum ReportError: Error, CustomStringConvertible {
     }
 }
 
-/// Writes a run's report: frontier.csv, frontier.json, models.csv, circuits/*.json, index.html.
+/// Writes a run's report: frontier.csv, frontier.json, models.csv, training_curves.csv,
+/// circuits/*.json and a page per circuit (circuits/*.html), index.html.
 public struct ReportWriter {
     public let data: ReportData
+    public let details: ReportDetails
 
-    public init(data: ReportData) { self.data = data }
+    public init(data: ReportData, details: ReportDetails = ReportDetails()) {
+        self.data = data
+        self.details = details
+    }
 
     /// Writes every file into `directory` (created when missing) and returns the paths written.
     @discardableResult
@@ -37,11 +42,14 @@ public struct ReportWriter {
         try put("frontier.csv", Data(frontierCSV().utf8))
         try put("frontier.json", try frontierJSON())
         try put("models.csv", Data(modelsCSV().utf8))
-        for circuit in data.circuits where data.isHeadline(circuit) {
-            guard let json = circuit.circuitJSON else { continue }
-            try put("\(circuit.modelID)__\(circuit.task).json", json, in: circuitsDir)
+        if !details.trainingCurves.isEmpty { try put("training_curves.csv", Data(trainingCurvesCSV().utf8)) }
+        for (model, circuit) in HTMLReport(data: data).circuitPages() {
+            let key = ReportDetails.circuitKey(modelID: model.identifier, task: circuit.task)
+            try put("\(key).json", circuit.circuitJSON!, in: circuitsDir)
+            let page = try CircuitPage(model: model, circuit: circuit, analysis: details.analyses[key], sweepName: data.sweepName).render()
+            try put("\(key).html", Data(page.utf8), in: circuitsDir)
         }
-        try put("index.html", Data(HTMLReport(data: data).render().utf8))
+        try put("index.html", Data(HTMLReport(data: data, details: details).render().utf8))
         return written
     }
 
@@ -107,6 +115,17 @@ public struct ReportWriter {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// Every model's training curve, one row per recorded step.
+    public func trainingCurvesCSV() -> String {
+        var lines = [(["model_id", "density", "embed_density", "d_model", "afrac", "seed"] + TrainingCurve.columns).joined(separator: ",")]
+        for m in data.models {
+            guard let curve = details.trainingCurves[m.identifier] else { continue }
+            let prefix = modelFields(m).joined(separator: ",")
+            lines += curve.csv().split(separator: "\n").dropFirst().map { prefix + "," + $0 }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     private func modelFields(_ m: ReportModel) -> [String] {
         [m.identifier, ReportFormat.number(m.density), ReportFormat.number(m.embedDensity), String(m.dModel),
          ReportFormat.number(m.afrac), String(m.seed)]
@@ -161,12 +180,30 @@ public enum HeadlineText {
 public enum RunReport {
     public static func directory(of runDirectory: URL) -> URL { RunDirectory(runDirectory).report }
 
-    /// Writes the report into RUN_DIR/report and returns the headline table and its location.
-    public static func write(runDirectory: URL) throws -> String {
+    /// Writes the report into `out` (default RUN_DIR/report) and returns the headline table and its location.
+    public static func write(runDirectory: URL, to out: URL? = nil) throws -> String {
+        try writeOnce(runDirectory: runDirectory, to: out ?? directory(of: runDirectory)).text
+    }
+
+    private static func writeOnce(runDirectory: URL, to out: URL) throws -> (text: String, running: Bool) {
         let data = try ReportData.load(runDirectory: runDirectory)
-        let out = directory(of: runDirectory)
-        try ReportWriter(data: data).write(to: out)
-        return HeadlineText.render(data) + "report: \(out.appendingPathComponent("index.html").path)\n"
+        let details = try ReportDetails.load(runDirectory: runDirectory)
+        try ReportWriter(data: data, details: details).write(to: out)
+        var text = HeadlineText.render(data)
+        for problem in details.problems { text += "warning: \(problem)\n" }
+        return (text + "report: \(out.appendingPathComponent("index.html").path)\n", details.running)
+    }
+
+    /// Rewrites the report every `seconds` while the sweep runs, and once more when it has ended;
+    /// `onWrite` gets each report's text.
+    public static func watch(runDirectory: URL, to out: URL? = nil, every seconds: Double, onWrite: (String) -> Void) throws {
+        let target = out ?? directory(of: runDirectory)
+        while true {
+            let (text, running) = try writeOnce(runDirectory: runDirectory, to: target)
+            onWrite(text)
+            guard running else { return }
+            Thread.sleep(forTimeInterval: seconds)
+        }
     }
 
     /// The headline table from the store, and where the report was last written (nothing is written).
