@@ -12,7 +12,8 @@ import SparseGPT
 /// - train: weight-sparse training from `prepare.*`, checkpoints every
 ///   `train.checkpoint_every` via `context.checkpoint`, continuing from
 ///   `context.resume` → outputs `checkpoint` and `training_curve` (see `TrainingCurve`), summary
-///   `pretrain_loss`, `nonzero_weights`;
+///   `pretrain_loss`, `nonzero_weights`; for a random-init control only the initialisation
+///   projected to the point's density (step 0, no curve);
 /// - prune: the frontier of one (model, task) from `train.checkpoint` and
 ///   `prepare.*` → outputs `curve` (frontier document), `circuit` (the circuit at the
 ///   headline target) and `analysis` (its per-node `CircuitAnalysis`), summary `edges` and `nodes` there (absent when unreachable).
@@ -97,14 +98,25 @@ enum ModelShards {
         } else {
             trainer = try Trainer(model: GPT(config: model, seed: training.seed, threads: context.threads), config: training)
         }
-        let resumedFrom = trainer.step
         let tokenizerHash = try BPETokenizer.load(from: context.input("prepare.tokenizer").path).sha256
-        let windows = try TokenWindows(tokens: readTokenFile(context.input("prepare.train_tokens").path),
-                                       length: model.context, vocab: model.vocab, name: "prepare.train_tokens")
         let heldOutStream = try TokenWindows(tokens: readTokenFile(context.input("prepare.held_out_tokens").path),
                                              length: model.context, vocab: model.vocab, name: "prepare.held_out_tokens")
         let heldOutCount = min(data.heldOutSequences, max(1, heldOutStream.tokens.count / (model.context + 1)))
         let heldOut = heldOutStream.evenlySpacedWindows(count: heldOutCount)
+        if point.isRandomInit {
+            // The control: the initialisation at the trained model's sparsity, with no optimizer step.
+            trainer.projectToTargetDensities()
+            let final = context.outputDirectory.appendingPathComponent("checkpoint.bin")
+            try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: final.path)
+            let loss = try heldOutLoss(model: trainer.model, windows: heldOut, count: heldOutCount, length: model.context)
+            context.progress(step: 1, total: 1, loss: loss)
+            return ShardOutput(outputs: ["checkpoint": final],
+                               summary: ["pretrain_loss": loss, "nonzero_weights": Double(trainer.nonzeroParameters),
+                                         "steps": 0, "resumed_from_step": 0])
+        }
+        let resumedFrom = trainer.step
+        let windows = try TokenWindows(tokens: readTokenFile(context.input("prepare.train_tokens").path),
+                                       length: model.context, vocab: model.vocab, name: "prepare.train_tokens")
         let run = try TrainingRun(trainer: trainer, data: windows, heldOut: heldOut)
 
         let every = max(1, Int((section.checkpointEvery * Double(training.steps)).rounded()))

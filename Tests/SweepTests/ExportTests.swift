@@ -66,7 +66,7 @@ final class ExportTests: XCTestCase {
         let out = directory.appendingPathComponent("export")
         let manifest = try RunExport(runDirectory: runDirectory).write(to: out)
         XCTAssertEqual(manifest.sweep, "tiny")
-        XCTAssertEqual(manifest.models.map(\.model_id), ["d1-w32-a0.25-s0", "d0.5-w32-a0.25-s0"])
+        XCTAssertEqual(manifest.models.map(\.model_id), ["d1-w32-a1-s0", "d0.5-w32-a0.25-s0", "d0.5-w32-a0.25-s0-random-init"])
         for file in manifest.files {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), file)
         }

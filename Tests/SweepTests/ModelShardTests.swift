@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Circuits
+import SparseGPT
 @testable import Sweep
 
 /// The real prepare and train kinds, run in-process on a tiny configuration.
@@ -117,5 +118,41 @@ final class ModelShardTests: XCTestCase {
         XCTAssertThrowsError(try ShardRunner.run(job(other, inputs: inputs, resume: checkpoints[0].path, name: "other")) { _ in }) {
             XCTAssertTrue("\($0)".contains("belongs to another model"), "\($0)")
         }
+    }
+
+    /// The random-init control: the initialisation projected to the sparse density, no step taken.
+    func testTheRandomInitControlIsTheInitialisationAtTheModelsDensity() throws {
+        let spec = try SweepSpec.parse("""
+            grid: {density: [0.5], d_model: [32], task: [var_swap]}
+            data: {train_sequences: 200, held_out_sequences: 8, train_pairs: 8, test_pairs: 4}
+            model: {context: 32}
+            train: {steps: 12, batch_size: 2}
+            """, file: "tiny.yaml")
+        let shards = plan(spec)
+        let control = try XCTUnwrap(shards.first { $0.params.point?.isRandomInit == true })
+        XCTAssertEqual(control.kind, "train")
+        let prepare = try ShardRunner.run(job(shards[0], inputs: [:], name: "prepare")) { _ in }
+        let inputs = Dictionary(uniqueKeysWithValues: prepare.outputs.map { ("prepare.\($0.key)", $0.value.path) })
+        var progress: [String] = []
+        let output = try ShardRunner.run(job(control, inputs: inputs, name: "control")) { progress.append($0) }
+        XCTAssertEqual(output.summary["steps"], 0)
+        XCTAssertEqual(progress.count, 1)
+        let checkpoint = try Checkpoint.load(from: output.outputs["checkpoint"]!.path)
+        XCTAssertEqual(checkpoint.step, 0, "never trained")
+        let layout = ParameterLayout(checkpoint.model)
+        var nonzero = 0
+        for tensor in layout.tensors {
+            let values = checkpoint.parameters[tensor.offset..<(tensor.offset + tensor.count)]
+            let kept = values.filter { $0 != 0 }.count
+            nonzero += kept
+            if tensor.isMatrix && !tensor.isEmbedding {
+                XCTAssertEqual(kept, Int((0.5 * Double(tensor.count)).rounded(.up)), "\(tensor.name) projected to density 0.5")
+            } else if tensor.isMatrix {
+                XCTAssertEqual(kept, tensor.count, "\(tensor.name): embed density min(1, 4 · 0.5) = 1")
+            }
+        }
+        XCTAssertEqual(output.summary["nonzero_weights"], Double(nonzero))
+        // Uniform over a 512-token vocabulary would be ln 512 = 6.24: an untrained model is near it.
+        XCTAssertGreaterThan(try XCTUnwrap(output.summary["pretrain_loss"]), 5)
     }
 }

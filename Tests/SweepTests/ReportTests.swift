@@ -7,8 +7,8 @@ final class ReportTests: XCTestCase {
     /// one of which the narrow dense model cannot reach.
     func sampleData() -> ReportData {
         let models = [
-            ReportModel(density: 1, embedDensity: 1, dModel: 64, afrac: 0.25, seed: 0, pretrainLoss: 1.9, nonzeroWeights: 168_256),
-            ReportModel(density: 1, embedDensity: 1, dModel: 128, afrac: 0.25, seed: 0, pretrainLoss: 1.5, nonzeroWeights: 533_120),
+            ReportModel(density: 1, embedDensity: 1, dModel: 64, afrac: 1, seed: 0, pretrainLoss: 1.9, nonzeroWeights: 168_256),
+            ReportModel(density: 1, embedDensity: 1, dModel: 128, afrac: 1, seed: 0, pretrainLoss: 1.5, nonzeroWeights: 533_120),
             ReportModel(density: 0.0625, embedDensity: 0.25, dModel: 128, afrac: 0.25, seed: 0, pretrainLoss: 1.7, nonzeroWeights: 60_032),
             ReportModel(density: 0.0625, embedDensity: 0.25, dModel: 256, afrac: 0.25, seed: 0, pretrainLoss: nil),
         ]
@@ -61,7 +61,7 @@ final class ReportTests: XCTestCase {
         // dense frontier: (1.5, geomean(1000, 400) = 632.46) to (1.9, geomean(500, 200) = 316.23);
         // sparse at 1.7 is halfway
         let expectedDense = exp((log(sqrt(1000.0 * 400)) + log(sqrt(500.0 * 200))) / 2)
-        XCTAssertEqual(headline.rows[0].denseEdges, expectedDense, accuracy: 1e-6)
+        XCTAssertEqual(headline.rows[0].denseEdges ?? 0, expectedDense, accuracy: 1e-6)
         XCTAssertEqual(headline.ratio!, expectedDense / 50, accuracy: 1e-6)
     }
 
@@ -74,20 +74,45 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains(">dense frontier</text>"))
     }
 
-    func testHeadlineFallsBackToNearestDenseModelWhenLossesDoNotOverlap() {
-        let headline = SweepFrontier.headline(sampleData())
-        // only the w128 dense model is on the dense Pareto set: no interval to interpolate in
-        XCTAssertFalse(headline.interpolated)
-        XCTAssertEqual(headline.ratio!, 1000.0 / 100, accuracy: 1e-6)
+    func testHeadlineIsNeverExtrapolated() {
+        // Only the w128 dense model is on the dense frontier over bracket_counting (the w64 one has
+        // more edges at a higher loss), and the sparse loss 1.7 lies above it: no ratio.
+        let data = sampleData()
+        let headline = SweepFrontier.headline(data)
+        XCTAssertNil(headline.ratio)
+        XCTAssertEqual(headline.rows.count, 1)
+        XCTAssertNil(headline.rows[0].denseEdges)
+        let miss = headline.rows[0].miss ?? ""
+        XCTAssertTrue(miss.contains("every dense model on the dense frontier is better"), miss)
+        XCTAssertTrue(miss.contains("d_model 64 has a higher loss but larger circuits"), miss)
+        XCTAssertTrue(miss.contains("narrower than d_model 128"), miss)
+        let text = HeadlineText.render(data)
+        XCTAssertTrue(text.contains("not bracketed"), text)
+        XCTAssertFalse(text.contains("nearest"), text)
+        let html = HTMLReport(data: data).render()
+        XCTAssertTrue(html.contains("No headline ratio"))
+        XCTAssertTrue(html.contains("add a dense model narrower than d_model 128"))
+
+        // Below every dense loss: every dense model is worse.
+        var better = data
+        better.models[2].pretrainLoss = 1.4
+        let worse = SweepFrontier.headline(better)
+        XCTAssertNil(worse.ratio)
+        let advice = worse.rows[0].miss ?? ""
+        XCTAssertTrue(advice.contains("every dense model is worse"), advice)
+        XCTAssertTrue(advice.contains("wider than d_model 128 or train the dense models longer"), advice)
+        XCTAssertTrue(HeadlineText.render(better).contains("every dense model is worse"))
     }
 
     func testHeadlineComparesModelsOnTheTasksEveryModelReached() {
-        let data = sampleData()
+        var data = sampleData()
+        data.circuits[0].edges = 500  // the w64 dense model joins the dense frontier: (1.5, 1000) to (1.9, 500)
         let headline = SweepFrontier.headline(data)
         // the w64 dense model missed single_double_quote, so only bracket_counting counts
         XCTAssertEqual(headline.tasks, ["bracket_counting"])
         XCTAssertEqual(headline.rows.count, 1)
         XCTAssertEqual(headline.rows[0].sparseEdges, 100, accuracy: 1e-9)
+        XCTAssertEqual(headline.ratio!, sqrt(1000.0 * 500) / 100, accuracy: 1e-6)
         // the plot keeps each model's mean over its own reached tasks
         XCTAssertEqual(SweepFrontier.points(data).first { !$0.model.isDense }!.geometricMeanEdges, 50, accuracy: 1e-9)
         XCTAssertTrue(HeadlineText.render(data).contains("over the 1 tasks every model reached"), HeadlineText.render(data))
@@ -127,16 +152,17 @@ final class ReportTests: XCTestCase {
         try ReportWriter(data: data).write(to: dir)
         let csv = try String(contentsOf: dir.appendingPathComponent("frontier.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n")
-        XCTAssertEqual(lines.first, "model_id,density,embed_density,d_model,afrac,seed,task,pretrain_loss,target,reached_loss,nodes,edges,reachable")
+        XCTAssertEqual(lines.first, "model_id,density,embed_density,d_model,afrac,seed,task,pretrain_loss,target,reached_loss,nodes,edges,reachable,status,full_loss,necessity_loss,role")
         XCTAssertEqual(lines.count, 1 + data.circuits.count)
-        XCTAssertTrue(lines.contains("d1-w64-a0.25-s0,1,1,64,0.25,0,single_double_quote,1.9,0.15,,,,false"), csv)
+        XCTAssertTrue(lines.contains("d1-w64-a1-s0,1,1,64,1,0,single_double_quote,1.9,0.15,,,,false,unreachable,,,dense"), csv)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("frontier.json"))) as! [[String: Any]]
         XCTAssertEqual(json.count, data.circuits.count)
         XCTAssertEqual(Set(json[0].keys), Set(ReportWriter.frontierColumns))
         let models = try String(contentsOf: dir.appendingPathComponent("models.csv"), encoding: .utf8)
         XCTAssertTrue(models.hasPrefix("model_id,density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,target,geomean_edges,"), models)
-        XCTAssertTrue(models.contains("d0.0625-w128-a0.25-s0,0.0625,0.25,128,0.25,0,1.7,60032,0.15,50.0"), models)
-        XCTAssertTrue(models.contains("d0.0625-w256-a0.25-s0,0.0625,0.25,256,0.25,0,,,0.15,,0,0"), models)
+        let sparseRow = models.split(separator: "\n").first { $0.hasPrefix("d0.0625-w128-a0.25-s0,0.0625,0.25,128,") } ?? ""
+        XCTAssertTrue(sparseRow.hasPrefix("d0.0625-w128-a0.25-s0,0.0625,0.25,128,0.25,0,1.7,60032,0.15,50.0") && sparseRow.hasSuffix(",2,2,sparse"), models)
+        XCTAssertTrue(models.contains("d0.0625-w256-a0.25-s0,0.0625,0.25,256,0.25,0,,,0.15,,0,0,sparse"), models)
         let circuitFiles = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("circuits").path)
             .filter { $0.hasSuffix(".json") }
         XCTAssertEqual(circuitFiles.count, 5)
@@ -274,7 +300,7 @@ final class ReportTests: XCTestCase {
         let csv = try String(contentsOf: dir.appendingPathComponent("training_curves.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.first, "model_id,density,embed_density,d_model,afrac,seed,step,train_loss,held_out_loss,step_density,step_embed_density,learning_rate")
         XCTAssertEqual(csv.count, 21)
-        XCTAssertTrue(csv.contains("d1-w64-a0.25-s0,1,1,64,0.25,0,50,3.0,2.9,1.0,1.0,0.01"), "\(csv)")
+        XCTAssertTrue(csv.contains("d1-w64-a1-s0,1,1,64,1,0,50,3.0,2.9,1.0,1.0,0.01"), "\(csv)")
         let pages = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("circuits").path).filter { $0.hasSuffix(".html") }
         XCTAssertEqual(pages.count, 5, "one page per circuit at the headline target")
     }

@@ -18,8 +18,10 @@ struct HTMLReport {
         body += filesNav()
         body += headlineSection(headline)
         body += "<section><h2>Capability against interpretability</h2>\n"
-        body += "<p>Each point is a trained model: its held-out pretraining loss and the geometric mean, over the tasks it reached, of its circuit's edges at task loss \(ReportFormat.number(data.headlineTarget)). Lower-left is better on both. Ringed points are Pareto-optimal. The dashed line is the dense frontier (the dense models no other dense model beats on both axes): a sparse model below it has smaller circuits than dense models of its loss.</p>\n"
+        body += "<p>Each point is a trained model: its held-out pretraining loss and the geometric mean, over the tasks it reached, of its circuit's edges at task loss \(ReportFormat.number(data.headlineTarget)). Lower-left is better on both. Ringed points are Pareto-optimal. The dashed line is the dense frontier (the dense models, afrac 1, that no other dense model beats on both axes): a sparse model below it has smaller circuits than dense models of its loss.</p>\n"
         body += responsive { frontierPlot(points, width: $0) } + "\n</section>\n"
+        body += widthLeverSection()
+        body += controlsSection()
         body += taskSection()
         body += circuitsSection()
         body += trainingSection()
@@ -40,36 +42,16 @@ struct HTMLReport {
         return f.string(from: generated)
     }
 
-    private func headlineSection(_ headline: Headline) -> String {
-        var s = "<section><h2>Headline: dense against sparse circuits</h2>\n"
-        guard let ratio = headline.ratio else {
-            return s + "<p>Needs at least one dense (density 1) and one sparse model whose circuits reached task loss \(ReportFormat.number(data.headlineTarget)).</p></section>\n"
-        }
-        s += "<p class=\"headline\">Dense circuits have <strong>\(ReportFormat.ratio(ratio))</strong> the edges of sparse circuits at matched pretraining loss</p>\n"
-        s += headline.interpolated
-            ? "<p>Each Pareto-optimal sparse model is compared with the dense frontier interpolated at its own pretraining loss (log edges, linear in loss); the ratio is the geometric mean over the interpolated rows. The paper reports about 16×.</p>\n"
-            : "<p>The sparse losses fall outside the dense frontier, so each is compared with the nearest dense model: widen the sweep's dense models to bracket them. The paper reports about 16×.</p>\n"
-        s += headline.tasks.isEmpty
-            ? "<p>No task was reached by every model, so each model's edges are its geometric mean over the tasks it reached.</p>\n"
-            : "<p>Edges here are geometric means over the \(headline.tasks.count) tasks every model reached (\(headline.tasks.map(escape).joined(separator: ", "))), so all models are compared on the same tasks; the plot below takes each model's mean over all the tasks it reached.</p>\n"
-        s += "<div class=\"scroll\"><table><tr><th>sparse model</th><th>pretrain loss</th><th>sparse edges</th><th>dense edges</th><th>ratio</th><th>matched by</th></tr>\n"
-        for r in headline.rows {
-            s += "<tr><td>\(escape(r.sparse.model.label))</td><td>\(ReportFormat.loss(r.pretrainLoss))</td><td>\(ReportFormat.edges(r.sparseEdges))</td><td>\(ReportFormat.edges(r.denseEdges))</td>"
-            s += "<td>\(ReportFormat.ratio(r.ratio))</td><td>\(r.match.rawValue)</td></tr>\n"
-        }
-        return s + "</table></div></section>\n"
-    }
-
     func frontierPlot(_ points: [FrontierPoint], width: Double = 640) -> SVGPlot {
         let widths = Array(Set(points.map(\.model.dModel))).sorted()
         let series = widths.enumerated().map { i, w in
             SVGPlot.Series(name: "d_model \(w)", points: points.filter { $0.model.dModel == w }.map { p in
-                SVGPlot.Point(x: p.pretrainLoss, y: p.geometricMeanEdges, label: "d=\(ReportFormat.number(p.model.density))",
+                SVGPlot.Point(x: p.pretrainLoss, y: p.geometricMeanEdges, label: p.model.pointLabel,
                               marked: p.isPareto,
                               tooltip: "\(p.model.label): loss \(ReportFormat.loss(p.pretrainLoss)), \(ReportFormat.edges(p.geometricMeanEdges)) edges, \(p.tasksReached)/\(p.tasksTotal) tasks")
             }, connect: false, colorIndex: i)
         }
-        let denseFrontier = SweepFrontier.paretoSubset(points.filter(\.model.isDense)).map { (x: $0.pretrainLoss, y: $0.geometricMeanEdges) }
+        let denseFrontier = SweepFrontier.paretoSubset(points.filter { $0.model.role == .dense }).map { (x: $0.pretrainLoss, y: $0.geometricMeanEdges) }
         return SVGPlot(title: "Circuit size against pretraining loss", xLabel: "pretraining loss (nats per token, held out)",
                        yLabel: "circuit edges (geometric mean, log scale)", logY: true, series: series,
                        markedLegend: "Pareto-optimal",
@@ -101,11 +83,11 @@ struct HTMLReport {
 
     private func modelsTable(_ points: [FrontierPoint]) -> String {
         let byID = Dictionary(points.map { ($0.model.identifier, $0) }, uniquingKeysWith: { a, _ in a })
-        var s = "<section><h2>Models</h2><div class=\"scroll\"><table><tr><th>d_model</th><th>density</th><th>embed density</th><th>afrac</th><th>seed</th><th>pretrain loss</th><th>nonzero weights</th><th>edges at \(ReportFormat.number(data.headlineTarget))</th><th>tasks reached</th></tr>\n"
+        var s = "<section><h2>Models</h2><div class=\"scroll\"><table><tr><th>role</th><th>d_model</th><th>density</th><th>embed density</th><th>afrac</th><th>seed</th><th>pretrain loss</th><th>nonzero weights</th><th>edges at \(ReportFormat.number(data.headlineTarget))</th><th>tasks reached</th></tr>\n"
         for m in data.models {
             let p = byID[m.identifier]
             let atTarget = data.headlineCircuits(of: m)
-            s += "<tr><td>\(m.dModel)</td><td>\(ReportFormat.number(m.density))</td><td>\(ReportFormat.number(m.embedDensity))</td><td>\(ReportFormat.number(m.afrac))</td><td>\(m.seed)</td>"
+            s += "<tr><td>\(m.role.label)</td><td>\(m.dModel)</td><td>\(ReportFormat.number(m.density))</td><td>\(ReportFormat.number(m.embedDensity))</td><td>\(ReportFormat.number(m.afrac))</td><td>\(m.seed)</td>"
             s += "<td>\(m.pretrainLoss.map { ReportFormat.loss($0) } ?? "training…")</td><td>\(m.nonzeroWeights.map(String.init) ?? "")</td>"
             s += "<td>\(p.map { ReportFormat.edges($0.geometricMeanEdges) } ?? "")</td><td>\(atTarget.filter(\.reachable).count)/\(atTarget.count)</td></tr>\n"
         }

@@ -54,7 +54,8 @@ public struct ReportWriter {
     }
 
     static let frontierColumns = ["model_id", "density", "embed_density", "d_model", "afrac", "seed", "task", "pretrain_loss",
-                                  "target", "reached_loss", "nodes", "edges", "reachable"]
+                                  "target", "reached_loss", "nodes", "edges", "reachable", "status", "full_loss",
+                                  "necessity_loss", "role"]
 
     /// One row per model × task × target loss, models in sweep order.
     func frontierRows() -> [(ReportModel, ReportCircuit)] {
@@ -70,7 +71,8 @@ public struct ReportWriter {
         for (m, c) in frontierRows() {
             var fields = modelFields(m)
             fields += [csvField(c.task), optional(m.pretrainLoss), ReportFormat.number(c.target), optional(c.reachedLoss)]
-            fields += [optional(c.nodes), optional(c.edges), c.reachable ? "true" : "false"]
+            fields += [optional(c.nodes), optional(c.edges), c.reachable ? "true" : "false", c.status.rawValue]
+            fields += [optional(c.fullLoss), optional(c.necessityLoss), m.role.rawValue]
             lines.append(fields.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
@@ -89,11 +91,34 @@ public struct ReportWriter {
             var reached_loss: Double?
             var nodes, edges: Int?
             var reachable: Bool
+            var status: String
+            var full_loss, necessity_loss: Double?
+            var role: String
+
+            // Absent values are written as null, so every row has every column.
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(model_id, forKey: .model_id)
+                try c.encode(density, forKey: .density); try c.encode(embed_density, forKey: .embed_density)
+                try c.encode(d_model, forKey: .d_model); try c.encode(afrac, forKey: .afrac); try c.encode(seed, forKey: .seed)
+                try c.encode(task, forKey: .task); try c.encode(pretrain_loss, forKey: .pretrain_loss)
+                try c.encode(target, forKey: .target); try c.encode(reached_loss, forKey: .reached_loss)
+                try c.encode(nodes, forKey: .nodes); try c.encode(edges, forKey: .edges)
+                try c.encode(reachable, forKey: .reachable); try c.encode(status, forKey: .status)
+                try c.encode(full_loss, forKey: .full_loss); try c.encode(necessity_loss, forKey: .necessity_loss)
+                try c.encode(role, forKey: .role)
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case model_id, density, embed_density, d_model, afrac, seed, task, pretrain_loss, target, reached_loss, nodes, edges
+                case reachable, status, full_loss, necessity_loss, role
+            }
         }
         let rows = frontierRows().map { m, c in
             Row(model_id: m.identifier, density: m.density, embed_density: m.embedDensity, d_model: m.dModel, afrac: m.afrac, seed: m.seed,
                 task: c.task, pretrain_loss: m.pretrainLoss, target: c.target, reached_loss: c.reachedLoss,
-                nodes: c.nodes, edges: c.edges, reachable: c.reachable)
+                nodes: c.nodes, edges: c.edges, reachable: c.reachable, status: c.status.rawValue, full_loss: c.fullLoss,
+                necessity_loss: c.necessityLoss, role: m.role.rawValue)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -103,13 +128,13 @@ public struct ReportWriter {
     public func modelsCSV() -> String {
         let points = Dictionary(SweepFrontier.points(data).map { ($0.model.identifier, $0) }, uniquingKeysWith: { a, _ in a })
         let target = ReportFormat.number(data.headlineTarget)
-        var lines = ["model_id,density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,target,geomean_edges,tasks_reached,tasks_total"]
+        var lines = ["model_id,density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,target,geomean_edges,tasks_reached,tasks_total,role"]
         for m in data.models {
             let p = points[m.identifier]
             let atTarget = data.headlineCircuits(of: m)
             var fields = modelFields(m)
             fields += [optional(m.pretrainLoss), optional(m.nonzeroWeights), target, optional(p?.geometricMeanEdges)]
-            fields += [String(atTarget.filter(\.reachable).count), String(atTarget.count)]
+            fields += [String(atTarget.filter(\.reachable).count), String(atTarget.count), m.role.rawValue]
             lines.append(fields.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
@@ -135,43 +160,6 @@ public struct ReportWriter {
 
     private func csvField(_ s: String) -> String {
         s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-    }
-}
-
-/// The headline numbers as a plain-text table, for `circuitry status` and the end of `circuitry run`.
-public enum HeadlineText {
-    public static func render(_ data: ReportData) -> String {
-        let points = SweepFrontier.points(data)
-        let headline = SweepFrontier.headline(data)
-        let target = ReportFormat.number(data.headlineTarget)
-        var out = "Circuit edges at task loss \(target) (geometric mean over tasks reached):\n"
-        if points.isEmpty {
-            return out + "  no circuits yet\n"
-        }
-        let header = ["d_model", "density", "pretrain loss", "edges", "tasks", "pareto"]
-        var rows = points.sorted { ($0.model.dModel, -$0.model.density) < ($1.model.dModel, -$1.model.density) }.map { p in
-            [String(p.model.dModel), ReportFormat.number(p.model.density), ReportFormat.loss(p.pretrainLoss),
-             ReportFormat.edges(p.geometricMeanEdges), "\(p.tasksReached)/\(p.tasksTotal)", p.isPareto ? "*" : ""]
-        }
-        rows.insert(header, at: 0)
-        out += table(rows)
-        if let ratio = headline.ratio {
-            out += "Dense/sparse circuit edges at matched pretraining loss: " + ReportFormat.ratio(ratio)
-            out += headline.interpolated ? " (interpolated along the dense frontier" : " (nearest dense model: the losses do not overlap"
-            out += headline.tasks.isEmpty ? "; no task reached by every model)\n"
-                                          : "; over the \(headline.tasks.count) tasks every model reached)\n"
-        } else {
-            out += "Dense/sparse ratio: needs at least one dense and one sparse model with circuits\n"
-        }
-        return out
-    }
-
-    static func table(_ rows: [[String]]) -> String {
-        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        return rows.map { row in
-            "  " + zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n") + "\n"
     }
 }
 
