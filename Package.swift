@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
@@ -31,6 +32,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "circuitry", dependencies: [
             "Sweep", "Circuits", "SparseGPT", "PythonCode",
@@ -40,7 +42,7 @@ let package = Package(
         // One test target per library; each is added with its library.
         .testTarget(name: "SparseGPTTests", dependencies: ["SparseGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"]),
+        .testTarget(name: "PythonCodeTests", dependencies: ["PythonCode"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "ZeroMQ", "Circuits", "circuitry"]),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "SparseGPT"], resources: [.copy("Fixtures")]),
     ],

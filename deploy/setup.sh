@@ -2,14 +2,16 @@
 # Installs what Circuitry needs to build on Debian or Ubuntu, when it is missing, and resolves
 # the Swift packages. Safe to run again: it installs nothing that is already there.
 #   deploy/setup.sh           what building and running need
-#   deploy/setup.sh --tests   also Debian's chromium, which the tests render the report with
+#   deploy/setup.sh --tests   also Debian's chromium, which the tests render the report with, and
+#                             .venv-tests, where the test of the README's Python example runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(libzmq3-dev libopenblas-dev libsqlite3-dev pkg-config)
+tests=false
 case "${1:-}" in
     "") ;;
-    --tests) packages+=(chromium) ;;
+    --tests) packages+=(chromium python3-venv); tests=true ;;
     *) echo "setup: unknown option $1 (the only option is --tests)" >&2; exit 2 ;;
 esac
 missing=()
@@ -25,3 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6 is required)" >&2; exit 1; }
 swift package resolve >/dev/null
+
+# The test of the README's Python example runs in this environment (PyPI packages, no torch).
+venv=.venv-tests
+if $tests && ! "$venv/bin/python" -c "import numpy, pandas, safetensors, tokenizers" 2>/dev/null; then
+    echo "setup: creating $venv with numpy, pandas, safetensors and tokenizers"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q numpy==2.4.6 pandas==3.1.1 safetensors==0.8.0 tokenizers==0.23.3
+fi

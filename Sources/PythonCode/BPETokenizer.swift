@@ -189,7 +189,7 @@ public struct BPETokenizer: Sendable, Equatable {
         return s
     }
 
-    /// The first token of `continuation` tokenized on its own (SPEC: a task candidate's token).
+    /// The first token of `continuation` tokenized on its own (a task candidate's token).
     public func firstToken(of continuation: String) -> Int? {
         encode(continuation).first
     }

@@ -3,8 +3,10 @@ import Foundation
 /// A model and its training state in a safetensors file: F32 tensors `<param>` (PyTorch layout),
 /// `adam.m.<param>` and `adam.v.<param>`, and `__metadata__` strings `format`, `config` (flat JSON of
 /// the model and training configs, the reference's keys), `step` (optimizer steps done) and `rng`
-/// (JSON: the data generator and its seed; batches depend only on (seed, step)), and `data_checksum`
-/// (FNV-1a 64 of the tensor data in name order), checked on load so a flipped bit is an error.
+/// (JSON: the data generator and its seed; batches depend only on (seed, step)), `data_checksum`
+/// (FNV-1a 64 of the tensor data in name order), checked on load so a flipped bit is an error, and
+/// `tokenizer_sha256` when the model was trained on a tokenizer's tokens (the SHA-256 of that
+/// tokenizer's JSON: text encoded with any other tokenizer means nothing to the model).
 /// Python's safetensors, torch and the reference's `load_safetensors` all read it.
 public struct Checkpoint {
     public static let format = "circuitry-sparse-gpt-1"
@@ -15,24 +17,31 @@ public struct Checkpoint {
     public var parameters: [Float]
     public var adamM: [Float]
     public var adamV: [Float]
+    public var tokenizerHash: String?
 
-    public init(model: ModelConfig, training: TrainingConfig, step: Int, parameters: [Float], adamM: [Float], adamV: [Float]) {
+    public init(model: ModelConfig, training: TrainingConfig, step: Int, parameters: [Float], adamM: [Float], adamV: [Float],
+                tokenizerHash: String? = nil) {
         self.model = model; self.training = training; self.step = step
         self.parameters = parameters; self.adamM = adamM; self.adamV = adamV
+        self.tokenizerHash = tokenizerHash
     }
 
     /// The state of a trainer (its model's weights, its moments and step).
-    public init(trainer: Trainer) {
+    public init(trainer: Trainer, tokenizerHash: String? = nil) {
         self.init(model: trainer.model.config, training: trainer.config, step: trainer.step,
-                  parameters: trainer.model.parameters.array, adamM: trainer.adamM.array, adamV: trainer.adamV.array)
+                  parameters: trainer.model.parameters.array, adamM: trainer.adamM.array, adamV: trainer.adamV.array,
+                  tokenizerHash: tokenizerHash)
     }
 
-    public func save(to path: String) throws {
+    /// Without the optimizer, the file holds the weights only (a third of the size); it still loads,
+    /// with zero moments, but training continued from it is not the uninterrupted run.
+    public func save(to path: String, withOptimizer: Bool = true) throws {
         let layout = ParameterLayout(model)
         var file = SafeTensorsFile()
         for t in layout.tensors {
             let range = t.offset..<(t.offset + t.count)
             file.tensors[t.name] = SafeTensor(floats: Array(parameters[range]), shape: t.shape)
+            guard withOptimizer else { continue }
             file.tensors["adam.m." + t.name] = SafeTensor(floats: Array(adamM[range]), shape: t.shape)
             file.tensors["adam.v." + t.name] = SafeTensor(floats: Array(adamV[range]), shape: t.shape)
         }
@@ -43,6 +52,7 @@ public struct Checkpoint {
             "rng": "{\"generator\":\"xoshiro256**\",\"seed\":\(training.seed),\"batches\":\"stream per step\"}",
             Checkpoint.checksumKey: Checkpoint.checksum(file.tensors),
         ]
+        if let tokenizerHash { file.metadata["tokenizer_sha256"] = tokenizerHash }
         try file.write(path)
     }
 
@@ -89,7 +99,8 @@ public struct Checkpoint {
         if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
             throw fail("parameter value \(parameters[bad]) at flat index \(bad) is not finite")
         }
-        return Checkpoint(model: model, training: training, step: step, parameters: parameters, adamM: m, adamV: v)
+        return Checkpoint(model: model, training: training, step: step, parameters: parameters, adamM: m, adamV: v,
+                          tokenizerHash: file.metadata["tokenizer_sha256"])
     }
 
     static let checksumKey = "data_checksum"

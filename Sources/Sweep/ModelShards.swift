@@ -20,7 +20,6 @@ import SparseGPT
 ///   `necessity_loss` and (when calibrated) `uncalibrated_necessity_loss` there (absent unless
 ///   reachable), `reachable` and `collapsed` (1 or 0).
 enum ModelShards {
-    static let tokenizerBytes = 2_000_000
 
     static func prepare(_ context: ShardContext) throws -> ShardOutput {
         let data = try context.params.data.orThrow("data", context)
@@ -28,7 +27,7 @@ enum ModelShards {
         let tasks = try (context.params.tasks ?? []).map { try PythonTask.named($0) }
         let total = 2 + tasks.count
         let documents = try CorpusSource(argument: data.corpus, seed: UInt64(data.corpusSeed)).documents()
-        let (tokenizer, reserved) = try BPETokenizer.trainServingTasks(on: documents.trainingText(bytes: tokenizerBytes),
+        let (tokenizer, reserved) = try BPETokenizer.trainServingTasks(on: documents.trainingText(bytes: BPETokenizer.defaultTrainingBytes),
                                                                        vocabularySize: data.vocabSize)
         let out = context.outputDirectory
         let tokenizerFile = out.appendingPathComponent("tokenizer.json")
@@ -104,6 +103,7 @@ enum ModelShards {
         } else {
             trainer = try Trainer(model: GPT(config: model, seed: training.seed, threads: context.threads), config: training)
         }
+        let tokenizerHash = try BPETokenizer.load(from: context.input("prepare.tokenizer").path).sha256
         let heldOutStream = try TokenWindows(tokens: readTokenFile(context.input("prepare.held_out_tokens").path),
                                              length: model.context, vocab: model.vocab, name: "prepare.held_out_tokens")
         let heldOutCount = min(data.heldOutSequences, max(1, heldOutStream.tokens.count / (model.context + 1)))
@@ -112,7 +112,7 @@ enum ModelShards {
             // The control: the initialisation at the trained model's sparsity, with no optimizer step.
             trainer.projectToTargetDensities()
             let final = context.outputDirectory.appendingPathComponent("checkpoint.bin")
-            try Checkpoint(trainer: trainer).save(to: final.path)
+            try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: final.path)
             let loss = try heldOutLoss(model: trainer.model, windows: heldOut, count: heldOutCount, length: model.context)
             context.progress(step: 1, total: 1, loss: loss)
             return ShardOutput(outputs: ["checkpoint": final],
@@ -137,13 +137,13 @@ enum ModelShards {
             }
             if trainer.step < training.steps {
                 let file = context.outputDirectory.appendingPathComponent("checkpoint-\(trainer.step).bin")
-                try Checkpoint(trainer: trainer).save(to: file.path)
+                try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: file.path)
                 context.checkpoint(file: file, step: trainer.step)
             }
         }
         let loss = try heldOutLoss(model: trainer.model, windows: heldOut, count: heldOutCount, length: model.context)
         let final = context.outputDirectory.appendingPathComponent("checkpoint.bin")
-        try Checkpoint(trainer: trainer).save(to: final.path)
+        try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: final.path)
         let curveFile = context.outputDirectory.appendingPathComponent("training_curve.csv")
         try Data(curve.csv().utf8).write(to: curveFile)
         return ShardOutput(outputs: ["checkpoint": final, "training_curve": curveFile],
@@ -154,9 +154,11 @@ enum ModelShards {
     static func prune(_ context: ShardContext) throws -> ShardOutput {
         let task = try context.params.task.orThrow("task", context)
         let section = try context.params.prune.orThrow("prune", context)
+        let checkpointPath = try context.input("train.checkpoint").path
         let tokenizer = try BPETokenizer.load(from: try context.input("prepare.tokenizer").path)
-        var request = PruneRequest(modelPath: try context.input("train.checkpoint").path,
-                                   pairsPath: try context.input("prepare.tasks").path)
+        try TokenizerIdentity.check(tokenizer, file: "prepare.tokenizer",
+                                    against: Checkpoint.load(from: checkpointPath), file: "train.checkpoint")
+        var request = PruneRequest(modelPath: checkpointPath, pairsPath: try context.input("prepare.tasks").path)
         request.tasks = [task]
         request.heldOutTokensPath = try context.input("prepare.held_out_tokens").path
         request.target = Float(section.headlineTarget)

@@ -18,10 +18,41 @@ public enum StatusReport {
         }
     }
 
+    /// The snapshot as one JSON object with snake_case keys; each shard's summary is an object.
     public static func json(_ snapshot: Snapshot) -> String {
+        struct Document: Encodable {
+            var sweep: String
+            var finished: Bool
+            var counts: StateCounts
+            var shards: [Shard]
+        }
+        struct Shard: Encodable {
+            var status: ShardStatus
+            var summary: [String: Double]?
+
+            func encode(to encoder: Encoder) throws {
+                var plain = status
+                plain.summary = nil
+                try plain.encode(to: encoder)
+                var container = encoder.container(keyedBy: Key.self)
+                try container.encodeIfPresent(summary, forKey: .summary)
+            }
+            enum Key: String, CodingKey { case summary }
+        }
+        let floats = (positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: floats.positiveInfinity, negativeInfinity: floats.negativeInfinity, nan: floats.nan)
+        let shards = snapshot.shards.map { status in
+            Shard(status: status, summary: status.summary.flatMap { try? decoder.decode([String: Double].self, from: Data($0.utf8)) })
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(snapshot), as: UTF8.self)
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: floats.positiveInfinity, negativeInfinity: floats.negativeInfinity, nan: floats.nan)
+        let document = Document(sweep: snapshot.sweep, finished: snapshot.finished, counts: snapshot.counts, shards: shards)
+        return String(decoding: try! encoder.encode(document), as: UTF8.self)
     }
 
     public static func table(_ snapshot: Snapshot) -> String {

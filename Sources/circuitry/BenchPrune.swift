@@ -1,21 +1,18 @@
 import ArgumentParser
 import Circuits
 import Foundation
+import SparseGPT
 
 struct BenchPrune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Seconds of one (model, task) frontier against the seconds to train that model (opener task).")
+        abstract: "Seconds of one (model, task) frontier against the seconds to train that model (opener task).",
+        discussion: "The model: d_model 64, 2 blocks, context 64, vocabulary 512, density 0.25, afrac 0.25, unless the model flags say otherwise.")
 
     @Flag(help: "Print one JSON line.")
     var json = false
 
-    @Option(help: "Model width.") var dModel = 64
-    @Option(help: "Layers.") var nLayer = 2
-    @Option(help: "Context length.") var context = 64
-    @Option(help: "Vocabulary size.") var vocab = 512
-    @Option(help: "Weight density of the block matrices.") var density = 0.25
-    @Option(help: "AbsTopK fraction.") var afrac = 0.25
+    @OptionGroup(title: "Model") var shape: ModelShapeOptions
     @Option(help: "Training steps (the paper sweep trains 6000).") var trainSteps = 6000
     @Option(help: "Training batch (sequences).") var batch = 32
     @Option(help: "Mask-training steps per λ.") var steps = 400
@@ -26,8 +23,11 @@ struct BenchPrune: ParsableCommand {
 
     func run() throws {
         var bench = PruneBenchmark()
-        bench.model = .init(vocab: vocab, context: context, dModel: dModel, nLayer: nLayer, afrac: afrac)
-        bench.training = .init(density: density, steps: trainSteps, batch: batch, seed: seed)
+        var model = ModelConfig(vocab: 512, context: 64, dModel: 64, nLayer: 2, afrac: 0.25)
+        var training = TrainingConfig(density: 0.25, steps: trainSteps, batch: batch, seed: seed)
+        shape.apply(to: &model, &training)
+        bench.model = model
+        bench.training = training
         bench.frontier.pruning.steps = steps
         bench.trainPairs = trainPairs
         bench.testPairs = testPairs

@@ -5,6 +5,7 @@ struct Circuitry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "circuitry",
         abstract: "Train weight-sparse transformers, prune them to circuits, and sweep both across machines.",
+        version: "circuitry 0.1.0",
         subcommands: [
             Bench.self,
             Corpus.self,
@@ -17,6 +18,7 @@ struct Circuitry: ParsableCommand {
             ResumeCommand.self,
             RetryCommand.self,
             ReportCommand.self,
+            ExportCommand.self,
             ShardCommand.self,
             Prune.self,
             Train.self,

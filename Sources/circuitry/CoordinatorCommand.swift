@@ -34,6 +34,11 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Keep serving after the sweep finished.")
     var stayUp = false
 
+    func validate() throws {
+        try ArgumentChecks.endpoint(bind, option: "--bind")
+        if let sweepFile { try ArgumentChecks.sweepFile(sweepFile) }
+    }
+
     func run() throws {
         let logger = Logger(label: "coordinator")
         // Keys first: a refused coordinator leaves nothing behind.

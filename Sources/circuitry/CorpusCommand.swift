@@ -50,15 +50,15 @@ struct CorpusTokens: ParsableCommand {
     @Option(help: "\"synthetic\" or a directory of .py files.") var corpus = "synthetic"
     @Option(help: "Corpus seed.") var seed: UInt64 = 0
     @Option(help: "Tokenizer JSON file.") var tokenizer: String
-    @Option(help: "Number of train tokens.") var trainTokens = 2_000_000
-    @Option(help: "Number of held-out tokens.") var heldOutTokens = 100_000
+    @Option(help: "Number of train tokens.") var trainTokenCount = 2_000_000
+    @Option(help: "Number of held-out tokens.") var heldOutTokenCount = 100_000
     @Option(help: "Output file for train tokens.") var outTrain: String
     @Option(help: "Output file for held-out tokens.") var outHeldOut: String
 
     func run() throws {
         let tok = try BPETokenizer.load(from: tokenizer)
         let source = CorpusSource(argument: corpus, seed: seed)
-        let tokens = try source.tokens(tokenizer: tok, trainTokens: trainTokens, heldOutTokens: heldOutTokens)
+        let tokens = try source.tokens(tokenizer: tok, trainTokens: trainTokenCount, heldOutTokens: heldOutTokenCount)
         try writeTokenFile(tokens.train, to: outTrain)
         try writeTokenFile(tokens.heldOut, to: outHeldOut)
         print("\(source): \(tokens.train.count) train tokens -> \(outTrain), \(tokens.heldOut.count) held-out tokens -> \(outHeldOut)")

@@ -3,10 +3,11 @@ import Circuits
 import Foundation
 import PythonCode
 import SparseGPT
+import Sweep
 
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Prune a trained model to the smallest circuit per task (SPEC 4) and write the circuits as JSON.")
+        abstract: "Prune a trained model to the smallest circuit per task and write the circuits as JSON.")
 
     @Option(help: "Trained model checkpoint (.safetensors).")
     var model: String
@@ -101,7 +102,9 @@ struct Prune: ParsableCommand {
         if let tokenizer {
             let bpe = try BPETokenizer.load(from: tokenizer)
             request.tokenText = { bpe.display($0) }
-            let context = try Checkpoint.load(from: model).model.context
+            let checkpoint = try Checkpoint.load(from: model)
+            try TokenizerIdentity.check(bpe, file: tokenizer, against: checkpoint, file: model)
+            let context = checkpoint.model.context
             let chosen = allTasks ? PythonTask.all : try task.map(PythonTask.named)
             request.pairs = try chosen.map { pythonTask in
                 let splits = try pythonTask.makePairs(tokenizer: bpe, seed: taskSeed, trainPairs: trainPairs,

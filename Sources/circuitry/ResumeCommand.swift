@@ -7,7 +7,7 @@ struct ResumeCommand: ParsableCommand {
         commandName: "resume",
         abstract: "Continue a stopped sweep with local workers.")
 
-    @Argument(help: "The run directory of the sweep.")
+    @Argument(help: ArgumentHelp("The run directory of the sweep.", valueName: "run-dir"))
     var runDirectory: String
 
     @Option(help: "Shards run at once on this machine (default: one per core).")

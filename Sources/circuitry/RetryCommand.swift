@@ -7,14 +7,17 @@ struct RetryCommand: ParsableCommand {
         commandName: "retry",
         abstract: "Put failed shards back to pending, with a fresh set of attempts.")
 
-    @Argument(help: "The run directory of the sweep.")
+    @Argument(help: ArgumentHelp("The run directory of the sweep.", valueName: "run-dir"))
     var runDirectory: String
 
     @Flag(help: "Retry every failed shard (and the shards that waited on them).")
     var failed = false
 
-    func run() throws {
+    func validate() throws {
         guard failed else { throw ValidationError("say which shards: --failed") }
+    }
+
+    func run() throws {
         let store = try RunDirectory(URL(fileURLWithPath: runDirectory)).openStore()
         let count = try store.write { tx in
             try tx.retryFailed(maxAttempts: try tx.sweepSpec().retries.maxAttempts, now: Date().timeIntervalSince1970)

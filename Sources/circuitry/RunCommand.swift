@@ -21,6 +21,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Shards run at once on this machine (default: one per core).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    func validate() throws {
+        try ArgumentChecks.sweepFile(sweepFile)
+    }
+
     func run() throws {
         let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile), overrides: overrides.map(SweepOverride.init))
         let runDirectory = runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)

@@ -7,7 +7,7 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show every shard of a sweep and its state, while it runs or after.")
 
-    @Argument(help: "The run directory of the sweep.")
+    @Argument(help: ArgumentHelp("The run directory of the sweep.", valueName: "run-dir"))
     var runDirectory: String
 
     @Flag(help: "Print one JSON object: finished, counts, shards.")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Circuits
 import Foundation
 import PythonCode
 
@@ -11,12 +12,12 @@ struct Tasks: ParsableCommand {
 
 /// A tokenizer from a file, or one trained on 2 MB of the default synthetic corpus.
 struct TokenizerOption: ParsableArguments {
-    @Option(help: "Tokenizer JSON file (default: train one on 2 MB of the synthetic corpus, seed 0).")
+    @Option(help: "Tokenizer JSON file (default: the one `circuitry tokenizer train` makes with its defaults).")
     var tokenizer: String?
 
     func load() throws -> BPETokenizer {
         if let path = tokenizer { return try BPETokenizer.load(from: path) }
-        return try BPETokenizer.trainServingTasks(on: CorpusSource.synthetic(seed: 0).trainingText(bytes: 2_000_000)).tokenizer
+        return try BPETokenizer.trainServingTasks(on: CorpusSource.synthetic(seed: 0).trainingText(bytes: BPETokenizer.defaultTrainingBytes)).tokenizer
     }
 }
 
@@ -65,7 +66,7 @@ struct TasksExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export", abstract: "Write the train and test pairs of tasks, tokenized, as JSON.")
 
-    @Option(help: "Task names, comma-separated (default: all).") var tasks: String?
+    @Option(help: "Task to export (repeatable; default: every task).") var task: [String] = []
     @OptionGroup var tokenizerOption: TokenizerOption
     @Option(help: "Task seed.") var seed: UInt64 = 0
     @Option(help: "Train pairs per task.") var trainPairs = 2048
@@ -75,22 +76,16 @@ struct TasksExport: ParsableCommand {
 
     func run() throws {
         let tok = try tokenizerOption.load()
-        let selected = try tasks.map { try $0.split(separator: ",").map { try PythonTask.named(String($0)) } } ?? PythonTask.all
-        var json = "{\n"
-        for (k, task) in selected.enumerated() {
-            let splits = try task.makePairs(tokenizer: tok, seed: seed, trainPairs: trainPairs,
-                                            testPairs: testPairs, maxLength: maxLength)
-            json += "\"\(task.name)\": {\"train\": \(encode(splits.train)), \"test\": \(encode(splits.test))}"
-            json += k < selected.count - 1 ? ",\n" : "\n"
+        let selected = task.isEmpty ? PythonTask.all : try task.map(PythonTask.named)
+        let convert = { (p: PythonCode.TaskPairs) in
+            try Circuits.TaskPairs(width: p.width, prompts: p.prompts, lengths: p.lengths, candidates: p.candidates)
         }
-        json += "}\n"
-        try Data(json.utf8).write(to: URL(fileURLWithPath: out))
+        let data = try selected.map { pythonTask in
+            let splits = try pythonTask.makePairs(tokenizer: tok, seed: seed, trainPairs: trainPairs,
+                                                  testPairs: testPairs, maxLength: maxLength)
+            return TaskData(task: pythonTask.name, train: try convert(splits.train), test: try convert(splits.test))
+        }
+        try TaskPairsFile.save(data, to: URL(fileURLWithPath: out))
         print("wrote \(selected.count) tasks (\(trainPairs) train, \(testPairs) test pairs each, width \(maxLength)) to \(out)")
-    }
-
-    private func encode(_ pairs: PythonCode.TaskPairs) -> String {
-        let list = { (xs: [Int32]) in "[" + xs.map(String.init).joined(separator: ",") + "]" }
-        let rows = (0..<pairs.promptCount).map { p in list(Array(pairs.prompts[(p * pairs.width)..<((p + 1) * pairs.width)])) }
-        return "{\"width\": \(pairs.width), \"prompts\": [\(rows.joined(separator: ","))], \"lengths\": \(list(pairs.lengths)), \"candidates\": \(list(pairs.candidates))}"
     }
 }

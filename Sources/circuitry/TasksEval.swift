@@ -3,50 +3,91 @@ import Circuits
 import Foundation
 import PythonCode
 import SparseGPT
+import Sweep
 
 struct TasksEval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Task loss of a trained model (full model, no pruning) on each task's test pairs, and its held-out loss.",
-        discussion: "Task loss as in SPEC 1: softmax over the two candidate logits at the last prompt position, cross-entropy of the correct one, averaged over prompts.")
+        discussion: """
+        Task loss: softmax over the two candidate logits at the last prompt position, cross-entropy of the \
+        correct one, averaged over prompts. The test pairs are a pairs file's (--pairs, e.g. a sweep's or an \
+        export's pairs.json) or generated with --tokenizer; a tokenizer other than the one the checkpoint was \
+        trained on is refused.
+        """)
 
     @Option(help: "Trained model checkpoint (.safetensors).") var model: String
-    @Option(help: "Tokenizer JSON file the model was trained with.") var tokenizer: String
-    @Option(help: "Task names, comma-separated (default: all).") var tasks: String?
-    @Option(help: "Task seed.") var seed: UInt64 = 0
-    @Option(help: "Test pairs per task.") var testPairs = 512
-    @Option(help: "Held-out tokens (flat uint16) for the held-out loss.") var val: String?
-    @Option(help: "Held-out windows evaluated.") var valWindows = 256
+    @Option(help: "Tokenizer JSON file the model was trained with (makes the test pairs unless --pairs is given).")
+    var tokenizer: String?
+    @Option(help: "Pairs file, as `circuitry tasks export` or a sweep writes it: its test pairs are evaluated.")
+    var pairs: String?
+    @Option(help: "Task to evaluate (repeatable; default: every task).") var task: [String] = []
+    @Option(help: "Task seed, for generated pairs.") var seed: UInt64 = 0
+    @Option(help: "Test pairs per task, for generated pairs.") var testPairs = 512
+    @Option(help: "Held-out tokens (flat uint16) for the held-out loss.") var heldOutTokens: String?
+    @Option(help: "Held-out windows evaluated.") var heldOutWindows = 256
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        guard tokenizer != nil || pairs != nil else { throw ValidationError("give --pairs FILE or --tokenizer FILE") }
+    }
+
+    private struct Result: Encodable {
+        var held_out_loss: Double?
+        var task_loss: [String: Double] = [:]
+    }
+
     func run() throws {
-        let tok = try BPETokenizer.load(from: tokenizer)
         let session = try PruneSession(modelPath: model)
         let config = session.config
-        guard tok.vocabularySize <= config.vocab else {
-            throw ValidationError("\(tokenizer) has \(tok.vocabularySize) tokens but \(model) a vocabulary of \(config.vocab)")
+        var tok: BPETokenizer?
+        if let tokenizer {
+            let loaded = try BPETokenizer.load(from: tokenizer)
+            try TokenizerIdentity.check(loaded, file: tokenizer, against: session.checkpoint, file: model)
+            guard loaded.vocabularySize <= config.vocab else {
+                throw ValidationError("\(tokenizer) has \(loaded.vocabularySize) tokens but \(model) a vocabulary of \(config.vocab)")
+            }
+            tok = loaded
         }
-        var fields: [String] = []
-        if let val {
-            let windows = try TokenWindows(tokens: readTokenFile(val), length: config.context, vocab: config.vocab, name: val)
-            let count = max(1, min(valWindows, windows.tokens.count / (config.context + 1)))
+        var result = Result()
+        if let heldOutTokens {
+            let windows = try TokenWindows(tokens: readTokenFile(heldOutTokens), length: config.context, vocab: config.vocab,
+                                           name: heldOutTokens)
+            let count = max(1, min(heldOutWindows, windows.tokens.count / (config.context + 1)))
             let loss = try heldOutLoss(model: session.model.model, windows: windows.evenlySpacedWindows(count: count),
                                        count: count, length: config.context)
-            fields.append("\"heldout_loss\": \(String(format: "%.4f", loss))")
+            result.held_out_loss = loss
             if !json { print(String(format: "held-out loss %.4f", loss)) }
         }
-        let selected = try tasks.map { try $0.split(separator: ",").map { try PythonTask.named(String($0)) } } ?? PythonTask.all
         let nodes = session.layout.count
         let ones = [Float](repeating: 1, count: nodes), zeros = [Float](repeating: 0, count: nodes)
-        for task in selected {
-            let test = try task.makePairs(tokenizer: tok, seed: seed, trainPairs: 0, testPairs: testPairs,
-                                          maxLength: config.context).test
-            let pairs = try Circuits.TaskPairs(width: test.width, prompts: test.prompts, lengths: test.lengths,
-                                               candidates: test.candidates)
-            let loss = try session.model.taskLoss(pairs, masks: ones, means: zeros, maskGradient: false).loss
-            fields.append("\"\(task.name)\": \(String(format: "%.4f", loss))")
-            if !json { print("\(task.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%.4f", loss))") }
+        for (name, test) in try testSets(tokenizer: tok, context: config.context) {
+            let loss = Double(try session.model.taskLoss(test, masks: ones, means: zeros, maskGradient: false).loss)
+            result.task_loss[name] = loss
+            if !json { print("\(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%.4f", loss))") }
         }
-        if json { print("{" + fields.joined(separator: ", ") + "}") }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        }
+    }
+
+    /// The test pairs of each chosen task, from the pairs file or generated with the tokenizer.
+    private func testSets(tokenizer: BPETokenizer?, context: Int) throws -> [(String, Circuits.TaskPairs)] {
+        if let pairs {
+            let all = try TaskPairsFile.load(URL(fileURLWithPath: pairs))
+            if let missing = task.first(where: { name in !all.contains { $0.task == name } }) {
+                throw ValidationError("\(pairs) has no task \(missing) (it has \(all.map(\.task).joined(separator: ", ")))")
+            }
+            return all.filter { task.isEmpty || task.contains($0.task) }.map { ($0.task, $0.test) }
+        }
+        let selected = task.isEmpty ? PythonTask.all : try task.map(PythonTask.named)
+        return try selected.map { pythonTask in
+            let test = try pythonTask.makePairs(tokenizer: tokenizer!, seed: seed, trainPairs: 0, testPairs: testPairs,
+                                                maxLength: context).test
+            return (pythonTask.name, try Circuits.TaskPairs(width: test.width, prompts: test.prompts, lengths: test.lengths,
+                                                            candidates: test.candidates))
+        }
     }
 }

@@ -5,7 +5,7 @@ import PythonCode
 struct Tokenizer: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The byte-level BPE tokenizer.",
-        subcommands: [TokenizerTrain.self, TokenizerEncode.self]
+        subcommands: [TokenizerTrain.self, TokenizerEncode.self, TokenizerExport.self]
     )
 }
 
@@ -16,7 +16,7 @@ struct TokenizerTrain: ParsableCommand {
     @Option(help: "\"synthetic\" or a directory of .py files.") var corpus = "synthetic"
     @Option(help: "Corpus seed.") var seed: UInt64 = 0
     @Option(help: "Vocabulary size (256 byte tokens plus merges).") var vocab = 512
-    @Option(help: "Bytes of corpus text to train on.") var bytes = 10_000_000
+    @Option(help: "Bytes of corpus text to train on.") var bytes = BPETokenizer.defaultTrainingBytes
     @Option(help: "Output JSON file.") var out: String
 
     func run() throws {
@@ -45,5 +45,19 @@ struct TokenizerEncode: ParsableCommand {
         let ids = tok.encode(input)
         print(ids.map { "\($0):\(tok.display($0))" }.joined(separator: " | "))
         print("\(input.utf8.count) bytes, \(ids.count) tokens")
+    }
+}
+
+struct TokenizerExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a tokenizer as a Hugging Face tokenizer.json, which Python's `tokenizers` loads and encodes with to the same ids.")
+
+    @Option(help: "Tokenizer JSON file.") var tokenizer: String
+    @Option(help: "Output tokenizer.json file.") var out: String
+
+    func run() throws {
+        try BPETokenizer.load(from: tokenizer).huggingFace().save(to: URL(fileURLWithPath: out))
+        print("wrote \(out)")
     }
 }

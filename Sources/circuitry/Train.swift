@@ -2,17 +2,18 @@ import ArgumentParser
 import Foundation
 import PythonCode
 import SparseGPT
+import Sweep
 
 /// `circuitry train`: trains one weight-sparse model and writes its checkpoint.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one weight-sparse GPT (SPEC 2-3) from flags or a YAML run file and write a safetensors checkpoint.",
+        abstract: "Train one weight-sparse GPT from flags or a YAML run file and write a safetensors checkpoint.",
         discussion: """
         Settings come from --config (a flat YAML mapping with the reference's keys: d_model, n_layer, density, \
         embed_density, lr, steps, ...), then from flags, which override the file. Training data is a corpus \
         (--corpus synthetic or a directory of .py files, through --tokenizer or a new tokenizer saved beside \
         the checkpoint; the held-out loss is on its held-out part), or flat little-endian uint16 token files \
-        (--tokens, held-out --val); with neither, a seeded random token stream. --resume continues a \
+        (--tokens, --held-out-tokens); with neither, a seeded random token stream (said on stderr). --resume continues a \
         checkpoint's run (its configuration; give the same data flags) to the end, bit for bit as an \
         uninterrupted run.
         """)
@@ -21,34 +22,27 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint to continue from (its configuration is used).") var resume: String?
     @Option(help: "Where to write the checkpoint (.safetensors).") var out: String
     @Option(help: "Training tokens: flat little-endian uint16 file.") var tokens: String?
-    @Option(help: "Held-out tokens, same format.") var val: String?
-    @Option(help: "Held-out windows evaluated.") var valWindows = 256
+    @Option(help: "Held-out tokens, same format.") var heldOutTokens: String?
+    @Option(help: "Held-out windows evaluated.") var heldOutWindows = 256
     @Option(help: "Train on a corpus instead of token files: \"synthetic\" or a directory of .py files.") var corpus: String?
     @Option(help: "Corpus seed (synthetic programs; the file order of a directory).") var corpusSeed: UInt64 = 0
     @Option(help: "Tokenizer JSON for --corpus (default: train one of the model's vocabulary and save it beside --out).") var tokenizer: String?
-    @Option(help: "Corpus tokens to train on, with --corpus.") var corpusTokens = 4_000_000
-    @Option(help: "Held-out corpus tokens, with --corpus.") var heldOutTokens = 200_000
+    @Option(help: "Corpus tokens to train on, with --corpus.") var trainTokenCount = 4_000_000
+    @Option(help: "Held-out corpus tokens, with --corpus.") var heldOutTokenCount = 200_000
     @Option(help: "Stop after this many steps in all (the schedule still spans --steps), to continue later with --resume.") var stopAfter: Int?
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Progress line every N steps when stderr is not a terminal.") var logEvery = 50
     @Option(help: "Held-out evaluation every N steps (0: at the end only).") var evalEvery = 0
 
-    @Option(help: "Vocabulary size.") var vocab: Int?
-    @Option(help: "Sequence length.") var context: Int?
-    @Option(help: "Model width.") var dModel: Int?
-    @Option(help: "Transformer blocks.") var nLayer: Int?
-    @Option(help: "AbsTopK fraction (1 = off).") var afrac: Double?
-    @Option(help: "Block-matrix density (1 = dense).") var density: Double?
-    @Option(help: "Embedding density (default min(1, 4 density)).") var embedDensity: Double?
+    @OptionGroup(title: "Model") var shape: ModelShapeOptions
     @Option(help: "Base learning rate.") var lr: Double?
     @Option(help: "Optimizer steps.") var steps: Int?
     @Option(help: "Sequences per step.") var batch: Int?
     @Option(help: "Seed (weights and batches).") var seed: UInt64?
 
-    private var configFlags: [(String, Bool)] {
-        [("--vocab", vocab != nil), ("--context", context != nil), ("--d-model", dModel != nil), ("--n-layer", nLayer != nil),
-         ("--afrac", afrac != nil), ("--density", density != nil), ("--embed-density", embedDensity != nil), ("--lr", lr != nil),
-         ("--steps", steps != nil), ("--batch", batch != nil), ("--seed", seed != nil), ("--config", config != nil)]
+    private var configFlags: [String] {
+        shape.given + [("--lr", lr != nil), ("--steps", steps != nil), ("--batch", batch != nil), ("--seed", seed != nil),
+                       ("--config", config != nil)].filter(\.1).map(\.0)
     }
 
     func runConfig() throws -> RunConfig {
@@ -59,13 +53,7 @@ struct Train: ParsableCommand {
             }
             run = try RunConfig.fromYAML(text, file: config)
         }
-        if let vocab { run.model.vocab = vocab }
-        if let context { run.model.context = context }
-        if let dModel { run.model.dModel = dModel }
-        if let nLayer { run.model.nLayer = nLayer }
-        if let afrac { run.model.afrac = afrac }
-        if let density { run.training.density = density }
-        if let embedDensity { run.training.embedDensity = embedDensity }
+        shape.apply(to: &run.model, &run.training)
         if let lr { run.training.lr = lr }
         if let steps { run.training.steps = steps }
         if let batch { run.training.batch = batch }
@@ -73,13 +61,19 @@ struct Train: ParsableCommand {
         return run
     }
 
+    func validate() throws {
+        try ArgumentChecks.outputFile(out, option: "--out")
+    }
+
     func run() throws {
         let trainer: Trainer
+        var resumed: Checkpoint?
         if let resume {
-            if let flag = configFlags.first(where: { $0.1 }) {
-                throw ValidationError("--resume continues the checkpoint's configuration; drop \(flag.0)")
+            if let flag = configFlags.first {
+                throw ValidationError("--resume continues the checkpoint's configuration; drop \(flag)")
             }
-            trainer = try Checkpoint.load(from: resume).makeTrainer(threads: threads)
+            resumed = try Checkpoint.load(from: resume)
+            trainer = try resumed!.makeTrainer(threads: threads)
         } else {
             let run = try runConfig()
             try run.training.validate(for: run.model)
@@ -88,22 +82,32 @@ struct Train: ParsableCommand {
         let model = trainer.model.config, training = trainer.config
         let trainTokens: [Int32], trainName: String
         var heldOut: [Int32]?
+        var tokenizerHash = resumed?.tokenizerHash
         if let corpus {
-            guard tokens == nil, val == nil else { throw ValidationError("--corpus replaces --tokens and --val; give one or the other") }
-            let material = try corpusMaterial(corpus, vocab: model.vocab)
+            guard tokens == nil, heldOutTokens == nil else {
+                throw ValidationError("--corpus replaces --tokens and --held-out-tokens; give one or the other")
+            }
+            let (material, tok) = try corpusMaterial(corpus, vocab: model.vocab)
+            if let resumed, let resume {
+                try TokenizerIdentity.check(tok, file: tokenizer ?? "the new tokenizer", against: resumed, file: resume)
+            }
+            tokenizerHash = tok.sha256
             trainTokens = material.train.map(Int32.init)
             trainName = "corpus \(corpus)"
             heldOut = try TokenWindows(tokens: material.heldOut.map(Int32.init), length: model.context, vocab: model.vocab,
-                                       name: "held-out corpus \(corpus)").evenlySpacedWindows(count: valWindows)
+                                       name: "held-out corpus \(corpus)").evenlySpacedWindows(count: heldOutWindows)
         } else {
+            if tokens == nil {
+                FileHandle.standardError.write(Data("no --corpus or --tokens: training on seeded random tokens, which teach nothing (for timing); --corpus synthetic trains on Python\n".utf8))
+            }
             trainTokens = try tokens.map(readTokenFile) ?? randomTokens(count: 1 << 22, vocab: model.vocab, seed: training.seed)
             trainName = tokens ?? "random token stream"
-            if let val {
-                heldOut = try TokenWindows(tokens: readTokenFile(val), length: model.context, vocab: model.vocab, name: val)
-                    .evenlySpacedWindows(count: valWindows)
+            if let heldOutTokens {
+                heldOut = try TokenWindows(tokens: readTokenFile(heldOutTokens), length: model.context, vocab: model.vocab,
+                                           name: heldOutTokens).evenlySpacedWindows(count: heldOutWindows)
             } else if tokens == nil {
                 heldOut = try TokenWindows(tokens: randomTokens(count: 1 << 16, vocab: model.vocab, seed: training.seed &+ 1),
-                                           length: model.context, vocab: model.vocab).evenlySpacedWindows(count: valWindows)
+                                           length: model.context, vocab: model.vocab).evenlySpacedWindows(count: heldOutWindows)
             }
         }
         let data = try TokenWindows(tokens: trainTokens, length: model.context, vocab: model.vocab, name: trainName)
@@ -111,7 +115,7 @@ struct Train: ParsableCommand {
         let line = ProgressLine(interactive: isatty(STDERR_FILENO) != 0)
         try run.run(until: stopAfter, reportEvery: line.interactive ? 1 : max(1, logEvery), evaluateEvery: evalEvery) { line.show($0) }
         line.finish()
-        try Checkpoint(trainer: trainer).save(to: out)
+        try Checkpoint(trainer: trainer, tokenizerHash: tokenizerHash).save(to: out)
         FileHandle.standardError.write(Data("wrote \(out) at step \(trainer.step) of \(training.steps)\n".utf8))
     }
 }
@@ -119,7 +123,7 @@ struct Train: ParsableCommand {
 extension Train {
     /// Train and held-out token streams of a corpus, through the given tokenizer or a new one of the
     /// model's vocabulary (saved beside the checkpoint, since the pruning tasks need the same one).
-    func corpusMaterial(_ corpus: String, vocab: Int) throws -> TrainingTokens {
+    func corpusMaterial(_ corpus: String, vocab: Int) throws -> (TrainingTokens, BPETokenizer) {
         let source = CorpusSource(argument: corpus, seed: corpusSeed)
         let tok: BPETokenizer
         if let tokenizer {
@@ -127,14 +131,14 @@ extension Train {
         } else {
             let path = (out as NSString).deletingPathExtension + ".tokenizer.json"
             FileHandle.standardError.write(Data("training a \(vocab)-token tokenizer on \(source)\n".utf8))
-            tok = try BPETokenizer.trainServingTasks(on: try source.trainingText(bytes: 4_000_000), vocabularySize: vocab).tokenizer
+            tok = try BPETokenizer.trainServingTasks(on: try source.trainingText(bytes: BPETokenizer.defaultTrainingBytes), vocabularySize: vocab).tokenizer
             try tok.save(to: path)
             FileHandle.standardError.write(Data("wrote \(path)\n".utf8))
         }
         guard tok.vocabularySize <= vocab else {
             throw ValidationError("the tokenizer has \(tok.vocabularySize) tokens but the model's vocabulary is \(vocab): pass --vocab \(tok.vocabularySize)")
         }
-        return try source.tokens(tokenizer: tok, trainTokens: corpusTokens, heldOutTokens: heldOutTokens)
+        return (try source.tokens(tokenizer: tok, trainTokens: trainTokenCount, heldOutTokens: heldOutTokenCount), tok)
     }
 }
 

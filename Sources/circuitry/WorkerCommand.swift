@@ -18,7 +18,7 @@ struct WorkerCommand: ParsableCommand {
     var serverKey: String?
 
     @Option(help: "Shards run at once (default: one per core).")
-    var slots: Int = ProcessInfo.processInfo.activeProcessorCount
+    var slots: Int?
 
     @Option(help: "Worker name in the coordinator's records (default: host-pid).")
     var name: String?
@@ -35,7 +35,12 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: .hidden)
     var exitWithParent = false
 
+    func validate() throws {
+        try ArgumentChecks.endpoint(connect, option: "--connect")
+    }
+
     func run() throws {
+        let slots = self.slots ?? ProcessInfo.processInfo.activeProcessorCount
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let work = workDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("circuitry-work/\(workerName)").path
@@ -46,6 +51,8 @@ struct WorkerCommand: ParsableCommand {
         options.exitWithParent = exitWithParent
         StopSignal.install()
         options.security = try security(logger: Logger(label: "worker \(workerName)"))
+        // The worker connects whenever the coordinator comes up; until then it is silent, so say what it waits for.
+        FileHandle.standardError.write(Data("worker \(workerName): waiting for the coordinator at \(connect) (\(slots) slot\(slots == 1 ? "" : "s"))\n".utf8))
         try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()
     }
 

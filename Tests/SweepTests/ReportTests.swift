@@ -152,16 +152,17 @@ final class ReportTests: XCTestCase {
         try ReportWriter(data: data).write(to: dir)
         let csv = try String(contentsOf: dir.appendingPathComponent("frontier.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n")
-        XCTAssertEqual(lines.first, "density,embed_density,d_model,afrac,seed,task,pretrain_loss,target,reached_loss,nodes,edges,reachable,status,full_loss,necessity_loss,role")
+        XCTAssertEqual(lines.first, "model_id,density,embed_density,d_model,afrac,seed,task,pretrain_loss,target,reached_loss,nodes,edges,reachable,status,full_loss,necessity_loss,role")
         XCTAssertEqual(lines.count, 1 + data.circuits.count)
-        XCTAssertTrue(lines.contains("1,1,64,1,0,single_double_quote,1.9,0.15,,,,false,unreachable,,,dense"), csv)
+        XCTAssertTrue(lines.contains("d1-w64-a1-s0,1,1,64,1,0,single_double_quote,1.9,0.15,,,,false,unreachable,,,dense"), csv)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("frontier.json"))) as! [[String: Any]]
         XCTAssertEqual(json.count, data.circuits.count)
         XCTAssertEqual(Set(json[0].keys), Set(ReportWriter.frontierColumns))
         let models = try String(contentsOf: dir.appendingPathComponent("models.csv"), encoding: .utf8)
-        let sparseRow = models.split(separator: "\n").first { $0.hasPrefix("0.0625,0.25,128,") } ?? ""
-        XCTAssertTrue(sparseRow.hasPrefix("0.0625,0.25,128,0.25,0,1.7,60032,50.0") && sparseRow.hasSuffix(",2,2,sparse"), models)
-        XCTAssertTrue(models.contains("0.0625,0.25,256,0.25,0,,,,0,0,sparse"), models)
+        XCTAssertTrue(models.hasPrefix("model_id,density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,target,geomean_edges,"), models)
+        let sparseRow = models.split(separator: "\n").first { $0.hasPrefix("d0.0625-w128-a0.25-s0,0.0625,0.25,128,") } ?? ""
+        XCTAssertTrue(sparseRow.hasPrefix("d0.0625-w128-a0.25-s0,0.0625,0.25,128,0.25,0,1.7,60032,0.15,50.0") && sparseRow.hasSuffix(",2,2,sparse"), models)
+        XCTAssertTrue(models.contains("d0.0625-w256-a0.25-s0,0.0625,0.25,256,0.25,0,,,0.15,,0,0,sparse"), models)
         let circuitFiles = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("circuits").path)
             .filter { $0.hasSuffix(".json") }
         XCTAssertEqual(circuitFiles.count, 5)
@@ -297,9 +298,9 @@ final class ReportTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         try ReportWriter(data: data, details: details).write(to: dir)
         let csv = try String(contentsOf: dir.appendingPathComponent("training_curves.csv"), encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(csv.first, "density,embed_density,d_model,afrac,seed,step,train_loss,held_out_loss,step_density,step_embed_density,learning_rate")
+        XCTAssertEqual(csv.first, "model_id,density,embed_density,d_model,afrac,seed,step,train_loss,held_out_loss,step_density,step_embed_density,learning_rate")
         XCTAssertEqual(csv.count, 21)
-        XCTAssertTrue(csv.contains("1,1,64,0.25,0,50,3.0,2.9,1.0,1.0,0.01"), "\(csv)")
+        XCTAssertTrue(csv.contains("d1-w64-a1-s0,1,1,64,1,0,50,3.0,2.9,1.0,1.0,0.01"), "\(csv)")
         let pages = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("circuits").path).filter { $0.hasSuffix(".html") }
         XCTAssertEqual(pages.count, 5, "one page per circuit at the headline target")
     }

@@ -119,6 +119,21 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(first["kind"] as? String, "prepare")
         XCTAssertEqual(first["state"] as? String, "leased")
         XCTAssertEqual(first["attempts"] as? Int, 1)
+        XCTAssertEqual(first["total_steps"] as? Int, 9)
+        XCTAssertEqual(first["max_attempts"] as? Int, snapshot.shards[0].maxAttempts)
+        XCTAssertNil(first["totalSteps"])
+    }
+
+    func testStatusJSONHoldsEachSummaryAsAnObject() throws {
+        let (store, _) = try makeStore()
+        let lease = try XCTUnwrap(try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }.first)
+        _ = try store.write { try $0.recordResult(lease.key, outputs: [:],
+                                                  summary: encodeSummary(["vocab_size": 512, "loss": .infinity]), now: 1) }
+        let json = try JSONSerialization.jsonObject(with: Data(StatusReport.json(try StatusReport.snapshot(runDirectory: directory)).utf8)) as! [String: Any]
+        let first = (json["shards"] as! [[String: Any]])[0]
+        let summary = try XCTUnwrap(first["summary"] as? [String: Any], "\(first)")
+        XCTAssertEqual(summary["vocab_size"] as? Int, 512)
+        XCTAssertEqual(summary["loss"] as? String, "inf")
     }
 
     func testRetryClearsTheMessagesOfTheAttemptsBefore() throws {

@@ -109,7 +109,7 @@ public struct ReportCircuit: Codable, Sendable {
     /// Task loss of the full model with only the circuit's nodes ablated (the necessity control);
     /// nil when the pruner did not measure it.
     public var necessityLoss: Double?
-    /// The circuit's own JSON document (SPEC 4 export), when the pruning kept it.
+    /// The circuit's own JSON document (as the pruner exports it), when the pruning kept it.
     public var circuitJSON: Data?
 
     public init(modelID: String, task: String, target: Double, reachable: Bool, status: Status? = nil,
@@ -169,7 +169,7 @@ public struct ReportData: Sendable {
     public var models: [ReportModel]
     public var circuits: [ReportCircuit]
     public var shards: [ReportShard]
-    /// The target loss of the headline numbers (SPEC 4: 0.15).
+    /// The target loss of the headline numbers (0.15 by default).
     public var headlineTarget: Double
 
     public init(sweepName: String, models: [ReportModel], circuits: [ReportCircuit], shards: [ReportShard],

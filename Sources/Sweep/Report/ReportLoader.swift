@@ -60,7 +60,7 @@ extension ReportModel {
 }
 
 /// A prune shard's `curve` output: the frontier document of one (model, task), one circuit
-/// document per target loss (SPEC 4). Only the fields the report needs are read; `status`,
+/// document per target loss. Only the fields the report needs are read; `status`,
 /// `full_loss` and `necessity_loss` are optional, so curves written before the pruner recorded
 /// them still load.
 enum CurveFile {

@@ -53,7 +53,7 @@ public struct ReportWriter {
         return written
     }
 
-    static let frontierColumns = ["density", "embed_density", "d_model", "afrac", "seed", "task", "pretrain_loss",
+    static let frontierColumns = ["model_id", "density", "embed_density", "d_model", "afrac", "seed", "task", "pretrain_loss",
                                   "target", "reached_loss", "nodes", "edges", "reachable", "status", "full_loss",
                                   "necessity_loss", "role"]
 
@@ -80,6 +80,7 @@ public struct ReportWriter {
 
     public func frontierJSON() throws -> Data {
         struct Row: Encodable {
+            var model_id: String
             var density, embed_density: Double
             var d_model: Int
             var afrac: Double
@@ -97,6 +98,7 @@ public struct ReportWriter {
             // Absent values are written as null, so every row has every column.
             func encode(to encoder: Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(model_id, forKey: .model_id)
                 try c.encode(density, forKey: .density); try c.encode(embed_density, forKey: .embed_density)
                 try c.encode(d_model, forKey: .d_model); try c.encode(afrac, forKey: .afrac); try c.encode(seed, forKey: .seed)
                 try c.encode(task, forKey: .task); try c.encode(pretrain_loss, forKey: .pretrain_loss)
@@ -108,12 +110,12 @@ public struct ReportWriter {
             }
 
             enum CodingKeys: String, CodingKey {
-                case density, embed_density, d_model, afrac, seed, task, pretrain_loss, target, reached_loss, nodes, edges
+                case model_id, density, embed_density, d_model, afrac, seed, task, pretrain_loss, target, reached_loss, nodes, edges
                 case reachable, status, full_loss, necessity_loss, role
             }
         }
         let rows = frontierRows().map { m, c in
-            Row(density: m.density, embed_density: m.embedDensity, d_model: m.dModel, afrac: m.afrac, seed: m.seed,
+            Row(model_id: m.identifier, density: m.density, embed_density: m.embedDensity, d_model: m.dModel, afrac: m.afrac, seed: m.seed,
                 task: c.task, pretrain_loss: m.pretrainLoss, target: c.target, reached_loss: c.reachedLoss,
                 nodes: c.nodes, edges: c.edges, reachable: c.reachable, status: c.status.rawValue, full_loss: c.fullLoss,
                 necessity_loss: c.necessityLoss, role: m.role.rawValue)
@@ -126,12 +128,12 @@ public struct ReportWriter {
     public func modelsCSV() -> String {
         let points = Dictionary(SweepFrontier.points(data).map { ($0.model.identifier, $0) }, uniquingKeysWith: { a, _ in a })
         let target = ReportFormat.number(data.headlineTarget)
-        var lines = ["density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,geomean_edges_at_\(target),tasks_reached,tasks_total,role"]
+        var lines = ["model_id,density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,target,geomean_edges,tasks_reached,tasks_total,role"]
         for m in data.models {
             let p = points[m.identifier]
             let atTarget = data.headlineCircuits(of: m)
             var fields = modelFields(m)
-            fields += [optional(m.pretrainLoss), optional(m.nonzeroWeights), optional(p?.geometricMeanEdges)]
+            fields += [optional(m.pretrainLoss), optional(m.nonzeroWeights), target, optional(p?.geometricMeanEdges)]
             fields += [String(atTarget.filter(\.reachable).count), String(atTarget.count), m.role.rawValue]
             lines.append(fields.joined(separator: ","))
         }
@@ -140,7 +142,7 @@ public struct ReportWriter {
 
     /// Every model's training curve, one row per recorded step.
     public func trainingCurvesCSV() -> String {
-        var lines = [(["density", "embed_density", "d_model", "afrac", "seed"] + TrainingCurve.columns).joined(separator: ",")]
+        var lines = [(["model_id", "density", "embed_density", "d_model", "afrac", "seed"] + TrainingCurve.columns).joined(separator: ",")]
         for m in data.models {
             guard let curve = details.trainingCurves[m.identifier] else { continue }
             let prefix = modelFields(m).joined(separator: ",")
@@ -150,7 +152,7 @@ public struct ReportWriter {
     }
 
     private func modelFields(_ m: ReportModel) -> [String] {
-        [ReportFormat.number(m.density), ReportFormat.number(m.embedDensity), String(m.dModel),
+        [m.identifier, ReportFormat.number(m.density), ReportFormat.number(m.embedDensity), String(m.dModel),
          ReportFormat.number(m.afrac), String(m.seed)]
     }
 

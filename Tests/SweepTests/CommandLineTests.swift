@@ -1,0 +1,81 @@
+import Foundation
+import XCTest
+@testable import Sweep
+
+/// The command line's errors, as a user meets them: the built binary, its exit status and its words.
+final class CommandLineTests: ClusterTestCase {
+    /// Runs `circuitry ARGUMENTS` to its end (killed after `timeout` seconds); stdout and stderr together.
+    private func circuitry(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        killer.cancel()
+        return (process.terminationStatus, output)
+    }
+
+    func testRetryWithoutFailedPrintsItsOwnUsage() throws {
+        let (status, output) = try circuitry(["retry", directory.path])
+        XCTAssertEqual(status, 64, output)
+        XCTAssertTrue(output.contains("say which shards: --failed"), output)
+        XCTAssertTrue(output.contains("Usage: circuitry retry <run-dir> [--failed]"), output)
+    }
+
+    func testRunGivenADirectoryNamesTheMistake() throws {
+        let (status, output) = try circuitry(["run", directory.path])
+        XCTAssertEqual(status, 64, output)
+        XCTAssertTrue(output.contains("\(directory.path) is a directory, not a sweep file"), output)
+        XCTAssertTrue(output.contains("circuitry resume \(directory.path)"), output)
+        XCTAssertFalse(output.contains("NSCocoaErrorDomain"), output)
+        let missing = try circuitry(["run", directory.appendingPathComponent("none.yaml").path])
+        XCTAssertTrue(missing.output.contains("no sweep file at"), missing.output)
+    }
+
+    func testTrainChecksTheOutputDirectoryBeforeTraining() throws {
+        let started = Date()
+        let (status, output) = try circuitry(["train", "--out", "/missing/dir/x.safetensors", "--steps", "100000"])
+        XCTAssertEqual(status, 64, output)
+        XCTAssertTrue(output.contains("--out /missing/dir/x.safetensors: the directory /missing/dir does not exist"), output)
+        XCTAssertFalse(output.contains("step "), output)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20)
+    }
+
+    func testTrainWithoutDataSaysItTrainsOnRandomTokens() throws {
+        let out = directory.appendingPathComponent("random.safetensors").path
+        let (status, output) = try circuitry(["train", "--steps", "1", "--d-model", "16", "--vocab", "64", "--context", "8",
+                                              "--batch", "1", "--out", out])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("no --corpus or --tokens: training on seeded random tokens"), output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+    }
+
+    func testWorkerEndpointWithoutTransportIsRefused() throws {
+        let (status, output) = try circuitry(["worker", "--connect", "127.0.0.1:5598"])
+        XCTAssertEqual(status, 64, output)
+        XCTAssertTrue(output.contains("--connect 127.0.0.1:5598 is not an endpoint: it needs a transport, e.g. tcp://127.0.0.1:5598"), output)
+        let coordinator = try circuitry(["coordinator", "--bind", "0.0.0.0:5555"])
+        XCTAssertTrue(coordinator.output.contains("e.g. tcp://0.0.0.0:5555"), coordinator.output)
+    }
+
+    func testWorkerWithNoCoordinatorSaysItIsWaiting() throws {
+        let port = try freePort()
+        let (_, output) = try circuitry(["worker", "--connect", "tcp://127.0.0.1:\(port)", "--slots", "1", "--name", "lonely",
+                                         "--work-dir", directory.appendingPathComponent("work").path,
+                                         "--cache", directory.appendingPathComponent("cache").path], timeout: 3)
+        XCTAssertTrue(output.contains("worker lonely: waiting for the coordinator at tcp://127.0.0.1:\(port) (1 slot)"), output)
+    }
+
+    func testVersion() throws {
+        let (status, output) = try circuitry(["--version"])
+        XCTAssertEqual(status, 0)
+        XCTAssertTrue(output.hasPrefix("circuitry "), output)
+    }
+}
