@@ -32,6 +32,7 @@ final class ReportDetailsTests: XCTestCase {
         let spec = try SweepSpec.parse("""
             name: details
             grid: {density: [1.0, 0.25], d_model: [64], task: [single_double_quote]}
+            controls: {random_init: false}
             """, file: "details.yaml")
         let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
@@ -52,12 +53,12 @@ final class ReportDetailsTests: XCTestCase {
         var details = try ReportDetails.load(runDirectory: runDirectory)
         XCTAssertEqual(details.shardTimes["prepare"], ShardTime(worker: "w1", startedAt: 10, endedAt: 12.5))
         XCTAssertEqual(details.seconds(ofShard: "prepare"), 2.5)
-        XCTAssertEqual(details.shardTimes["train/d1-w64-a0.25-s0"]?.worker, "w2")
-        XCTAssertEqual(details.trainingCurves.keys.sorted(), ["d1-w64-a0.25-s0"])
-        XCTAssertEqual(details.trainingCurves["d1-w64-a0.25-s0"], curve)
+        XCTAssertEqual(details.shardTimes["train/d1-w64-a1-s0"]?.worker, "w2")
+        XCTAssertEqual(details.trainingCurves.keys.sorted(), ["d1-w64-a1-s0"])
+        XCTAssertEqual(details.trainingCurves["d1-w64-a1-s0"], curve)
         XCTAssertEqual(details.problems.count, 1)
         XCTAssertTrue(details.problems[0].contains("shard train/d0.25-w64-a0.25-s0: cannot read its training curve"), details.problems[0])
-        XCTAssertEqual(details.analyses.keys.sorted(), ["d1-w64-a0.25-s0__single_double_quote"])
+        XCTAssertEqual(details.analyses.keys.sorted(), ["d1-w64-a1-s0__single_double_quote"])
         XCTAssertTrue(details.running, "the sparse model's prune shard is still to run")
         let leased = try XCTUnwrap(details.shardTimes.first { $0.value.endedAt == nil })
         details.now = 100
