@@ -79,6 +79,7 @@ public final class Trainer {
         let g = model.gradients.pointer, w = model.parameters.pointer, m = adamM.pointer, v = adamV.pointer
         // fixed parts, each summed in float64 and added in order: deterministic for a thread count
         let threads = model.threads
+        let optimizerStart = PhaseTimes.now()
         let parts = max(1, min(threads, n / 65536))
         let squares = orderedParallelSum(n, parts: parts, threads: threads) { range in
             var sum: Double = 0
@@ -106,7 +107,9 @@ public final class Trainer {
                 w[i] -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
             }
         }
+        model.phaseTimes?.add(.optimizer, since: optimizerStart)
         // projection then decay, matrices split over threads (each matrix is independent of the others)
+        let projectionStart = PhaseTimes.now()
         let decay = Float(sched.lr * config.weightDecay)
         let matrices = model.layout.tensors.filter(\.isMatrix)
         let projectionParts = max(1, min(threads, projectionScratch.count, matrices.count))
@@ -117,6 +120,7 @@ public final class Trainer {
                 for i in 0..<tensor.count { p[i] -= decay * p[i] }
             }
         }
+        model.phaseTimes?.add(.projection, since: projectionStart)
         return StepReport(step: step - 1, loss: loss, gradRMS: rms, lr: sched.lr, density: sched.density,
                           embedDensity: sched.embedDensity)
     }
