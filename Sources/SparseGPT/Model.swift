@@ -49,7 +49,7 @@ final class BlockActivations {
 /// For the task loss of pruning, `answerTaskLoss(tokens:lengths:candidates:ablation:maskGradient:)`
 /// gives the same loss and node mask gradient as forward + `taskLoss` + backward while computing only
 /// what the loss at each prompt's last position depends on.
-/// Results are deterministic for a fixed thread count.
+/// Results are deterministic, and bitwise the same for any thread count.
 public final class GPT {
     public let config: ModelConfig
     public let layout: ParameterLayout
@@ -375,7 +375,7 @@ public final class GPT {
         for j in 0..<inFeatures where pruned[j] != 0 {
             for e in Int(start[j])..<Int(start[j + 1]) { prunedProduct[Int(index[e])] += pruned[j] * value[e] }
         }
-        let parts = max(1, min(threads, rows))
+        let parts = fixedChunks(rows, minimumSize: 8)
         parallelFor(parts, threads: threads) { part in
             for r in chunkRange(rows, parts: parts, part) {
                 let o = out + r * outFeatures, a = input + r * inFeatures

@@ -77,10 +77,10 @@ public final class Trainer {
         model.backwardFromLoss(parameterGradients: true)
         let n = model.layout.count
         let g = model.gradients.pointer, w = model.parameters.pointer, m = adamM.pointer, v = adamV.pointer
-        // fixed parts, each summed in float64 and added in order: deterministic for a thread count
+        // fixed parts, each summed in float64 and added in order: the same for any thread count
         let threads = model.threads
         let optimizerStart = PhaseTimes.now()
-        let parts = max(1, min(threads, n / 65536))
+        let parts = fixedChunks(n, minimumSize: 65536, maximum: 64)
         let squares = orderedParallelSum(n, parts: parts, threads: threads) { range in
             var sum: Double = 0
             for i in range { sum += Double(g[i]) * Double(g[i]) }
@@ -112,13 +112,11 @@ public final class Trainer {
         let projectionStart = PhaseTimes.now()
         let decay = Float(sched.lr * config.weightDecay)
         let matrices = model.layout.tensors.filter(\.isMatrix)
-        let projectionParts = max(1, min(threads, projectionScratch.count, matrices.count))
-        parallelFor(projectionParts, threads: threads) { part in
-            for (index, tensor) in matrices.enumerated() where index % projectionParts == part {
-                project(tensor, density: tensor.isEmbedding ? sched.embedDensity : sched.density, scratch: projectionScratch[part])
-                let p = w + tensor.offset
-                for i in 0..<tensor.count { p[i] -= decay * p[i] }
-            }
+        parallelForWorkers(matrices.count, threads: min(threads, projectionScratch.count)) { index, worker in
+            let tensor = matrices[index]
+            project(tensor, density: tensor.isEmbedding ? sched.embedDensity : sched.density, scratch: projectionScratch[worker])
+            let p = w + tensor.offset
+            for i in 0..<tensor.count { p[i] -= decay * p[i] }
         }
         model.phaseTimes?.add(.projection, since: projectionStart)
         return StepReport(step: step - 1, loss: loss, gradRMS: rms, lr: sched.lr, density: sched.density,
