@@ -3,7 +3,8 @@ import Foundation
 /// A model and its training state in a safetensors file: F32 tensors `<param>` (PyTorch layout),
 /// `adam.m.<param>` and `adam.v.<param>`, and `__metadata__` strings `format`, `config` (flat JSON of
 /// the model and training configs, the reference's keys), `step` (optimizer steps done) and `rng`
-/// (JSON: the data generator and its seed; batches depend only on (seed, step)).
+/// (JSON: the data generator and its seed; batches depend only on (seed, step)), and `data_checksum`
+/// (FNV-1a 64 of the tensor data in name order), checked on load so a flipped bit is an error.
 /// Python's safetensors, torch and the reference's `load_safetensors` all read it.
 public struct Checkpoint {
     public static let format = "circuitry-sparse-gpt-1"
@@ -40,6 +41,7 @@ public struct Checkpoint {
             "config": try flatConfigJSON(model: model, training: training),
             "step": String(step),
             "rng": "{\"generator\":\"xoshiro256**\",\"seed\":\(training.seed),\"batches\":\"stream per step\"}",
+            Checkpoint.checksumKey: Checkpoint.checksum(file.tensors),
         ]
         try file.write(path)
     }
@@ -76,10 +78,40 @@ public struct Checkpoint {
                 v.replaceSubrange(t.offset..<(t.offset + t.count), with: try file.tensor("adam.v." + t.name, file: path, shape: t.shape).floats)
             }
         }
+        // After the structure: a missing tensor or a wrong shape is the more useful message.
+        // Files written elsewhere (the reference's) carry no checksum.
+        if let stated = file.metadata[checksumKey] {
+            let actual = checksum(file.tensors)
+            guard stated == actual else {
+                throw fail("tensor data does not match its checksum (\(actual), metadata says \(stated)): the file is corrupt")
+            }
+        }
         if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
             throw fail("parameter value \(parameters[bad]) at flat index \(bad) is not finite")
         }
         return Checkpoint(model: model, training: training, step: step, parameters: parameters, adamM: m, adamV: v)
+    }
+
+    static let checksumKey = "data_checksum"
+
+    /// FNV-1a 64 over the tensors' bytes in name order, word by word: any changed word changes it.
+    static func checksum(_ tensors: [String: SafeTensor]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        let prime: UInt64 = 0x0000_0100_0000_01b3
+        for name in tensors.keys.sorted() {
+            tensors[name]!.bytes.withUnsafeBytes { raw in
+                var index = 0
+                while index + 8 <= raw.count {
+                    hash = (hash ^ raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) &* prime
+                    index += 8
+                }
+                while index < raw.count {
+                    hash = (hash ^ UInt64(raw[index])) &* prime
+                    index += 1
+                }
+            }
+        }
+        return "fnv1a64:" + String(hash, radix: 16)
     }
 
     /// A model with the checkpoint's weights.

@@ -38,7 +38,8 @@ public enum DispatchBenchmark {
             name: dispatch-bench
             grid: {density: [1.0], d_model: [64], task: [var_swap]}
             """, file: "dispatch benchmark")
-        let store = try Store(runDirectory: directory)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let store = try Store(url: RunDirectory(directory).store, mode: .create)
         try store.write { tx in
             try tx.createSweep(spec, shards: [], now: 0)
             try tx.insertShards((0..<shards).map { ("noop/\($0)", ShardKindName.noop, "{}", []) },

@@ -26,22 +26,26 @@ public enum StopSignal {
 public final class LocalSweep {
     public struct Options {
         public var runDirectory: URL
-        public var workers: Int
-        public var slotsPerWorker = 1
+        /// Worker processes, each with `slotsPerWorker` slots. One worker with a slot per core
+        /// lets a lone shard have every core's thread.
+        public var workers = 1
+        public var slotsPerWorker: Int
         public var bind = "tcp://127.0.0.1:*"
         public var executable = currentExecutable()
         /// Redraw the display in place (a terminal) or print a line per change.
         public var interactive = isatty(STDOUT_FILENO) != 0
         public var output: (String) -> Void = { print($0); fflush(stdout) }
 
-        public init(runDirectory: URL, workers: Int) {
+        public init(runDirectory: URL, slots: Int) {
             self.runDirectory = runDirectory
-            self.workers = workers
+            slotsPerWorker = slots
         }
     }
 
     private let options: Options
     private var workerProcesses: [Process] = []
+
+    private var directory: RunDirectory { RunDirectory(options.runDirectory) }
 
     public init(options: Options) { self.options = options }
 
@@ -103,9 +107,9 @@ public final class LocalSweep {
             process.executableURL = options.executable
             let name = "local-\(ProcessInfo.processInfo.processIdentifier)-\(workerProcesses.count)-\(UInt32.random(in: 0...UInt32.max))"
             process.arguments = ["worker", "--connect", endpoint, "--slots", "\(options.slotsPerWorker)", "--name", name, "--exit-with-parent",
-                                 "--cache", options.runDirectory.appendingPathComponent("worker-cache").path,
-                                 "--work-dir", options.runDirectory.appendingPathComponent("work/\(name)").path]
-            let log = options.runDirectory.appendingPathComponent("logs/\(name).log")
+                                 "--cache", directory.workerCache.path,
+                                 "--work-dir", directory.work.appendingPathComponent(name).path]
+            let log = directory.logs.appendingPathComponent("\(name).log")
             try? FileManager.default.createDirectory(at: log.deletingLastPathComponent(), withIntermediateDirectories: true)
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             process.standardOutput = try? FileHandle(forWritingTo: log)

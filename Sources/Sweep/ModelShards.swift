@@ -7,7 +7,8 @@ import SparseGPT
 /// input artifact paths, progress and checkpoint callbacks, output directory)
 /// and returns its output files and summary:
 /// - prepare: BPE tokenizer, corpus token streams and task pairs → outputs
-///   `tokenizer`, `train_tokens`, `held_out_tokens`, `tasks`;
+///   `tokenizer`, `train_tokens`, `held_out_tokens`, `tasks`, and `task_errors` (the tasks it
+///   could not make pairs for, whose prune shards then fail at once);
 /// - train: weight-sparse training from `prepare.*`, checkpoints every
 ///   `train.checkpoint_every` via `context.checkpoint`, continuing from
 ///   `context.resume` → output `checkpoint`, summary `pretrain_loss`, `nonzero_weights`;
@@ -42,16 +43,29 @@ enum ModelShards {
         context.progress(step: 2, total: total, loss: nil)
 
         var pairs: [TaskData] = []
+        var taskErrors: [String: String] = [:]
         for (index, task) in tasks.enumerated() {
-            let splits = try task.makePairs(tokenizer: tokenizer, seed: UInt64(data.corpusSeed), trainPairs: data.trainPairs,
-                                            testPairs: data.testPairs, maxLength: model.context)
-            pairs.append(TaskData(task: task.name, train: try circuitPairs(splits.train), test: try circuitPairs(splits.test)))
+            do {
+                let splits = try task.makePairs(tokenizer: tokenizer, seed: UInt64(data.corpusSeed), trainPairs: data.trainPairs,
+                                                testPairs: data.testPairs, maxLength: model.context)
+                pairs.append(TaskData(task: task.name, train: try circuitPairs(splits.train), test: try circuitPairs(splits.test)))
+            } catch where ShardRunner.isDeterministic(error) {
+                // A task this tokenizer cannot serve fails only its own prune shards.
+                taskErrors[task.name] = "\(error)"
+            }
             context.progress(step: 3 + index, total: total, loss: nil)
+        }
+        if !tasks.isEmpty && pairs.isEmpty {
+            throw PermanentShardError("shard \(context.job.shard): no task can be made under this tokenizer: "
+                + taskErrors.keys.sorted().map { taskErrors[$0]! }.joined(separator: "; "))
         }
         let tasksFile = out.appendingPathComponent("tasks.json")
         try TaskPairsFile.save(pairs, to: tasksFile)
+        let taskErrorsFile = out.appendingPathComponent("\(TaskErrorsFile.outputName).json")
+        try TaskErrorsFile.save(taskErrors, to: taskErrorsFile)
         return ShardOutput(outputs: ["tokenizer": tokenizerFile, "train_tokens": trainFile,
-                                     "held_out_tokens": heldOutFile, "tasks": tasksFile],
+                                     "held_out_tokens": heldOutFile, "tasks": tasksFile,
+                                     TaskErrorsFile.outputName: taskErrorsFile],
                            summary: ["vocab_size": Double(tokenizer.vocabularySize), "train_tokens": Double(tokens.train.count),
                                      "held_out_tokens": Double(tokens.heldOut.count)])
     }
@@ -79,9 +93,9 @@ enum ModelShards {
                   abs(saved.resolvedEmbedDensity - training.resolvedEmbedDensity) <= 1e-9 else {
                 throw SweepError("shard \(context.job.shard): checkpoint \(resume.path) belongs to another model or training setup")
             }
-            trainer = try checkpoint.makeTrainer()
+            trainer = try checkpoint.makeTrainer(threads: context.threads)
         } else {
-            trainer = try Trainer(model: GPT(config: model, seed: training.seed), config: training)
+            trainer = try Trainer(model: GPT(config: model, seed: training.seed, threads: context.threads), config: training)
         }
         let resumedFrom = trainer.step
         let windows = try TokenWindows(tokens: readTokenFile(context.input("prepare.train_tokens").path),
@@ -130,8 +144,8 @@ enum ModelShards {
         request.settings.pruning.batchPairs = section.batchSize
         request.settings.bisection = section.bisection ?? .trainedMask
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
-        // One shard per core: the worker's slots are the parallelism.
-        request.workers = 1
+        // The worker's idle slots, when it has more than shards to run.
+        request.workers = context.threads
         // The pruner reports every 100 steps of each λ run.
         let total = max(1, section.lambdas.count * (section.steps / 100))
         var reports = 0
@@ -165,7 +179,7 @@ private func circuitPairs(_ pairs: PythonCode.TaskPairs) throws -> Circuits.Task
 extension Optional {
     func orThrow(_ section: String, _ context: ShardContext) throws -> Wrapped {
         guard let value = self else {
-            throw SweepError("shard \(context.job.shard): its parameters lack the \(section) section")
+            throw PermanentShardError("shard \(context.job.shard): its parameters lack the \(section) section")
         }
         return value
     }

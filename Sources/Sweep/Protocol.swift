@@ -6,7 +6,9 @@ import Foundation
 /// followed for artifact chunks by one frame of raw bytes. Decoding never traps:
 /// anything malformed is a `ProtocolError`, which the receiver logs and drops.
 public enum WireProtocol {
-    public static let version: UInt8 = 1
+    /// 2: hellos carry the worker process's incarnation, failures whether they are permanent,
+    /// leases their threads.
+    public static let version: UInt8 = 2
     static let magic: [UInt8] = Array("CSW".utf8)
     /// Artifacts travel in pieces of this many bytes.
     public static let chunkSize = 1 << 20
@@ -14,7 +16,12 @@ public enum WireProtocol {
 
 public struct ProtocolError: Error, CustomStringConvertible, Equatable {
     public let description: String
-    init(_ description: String) { self.description = description }
+    /// A peer speaking another version of the protocol (worth telling the operator apart from noise).
+    public let isVersionMismatch: Bool
+    init(_ description: String, isVersionMismatch: Bool = false) {
+        self.description = description
+        self.isVersionMismatch = isVersionMismatch
+    }
 }
 
 public struct LeaseKey: Codable, Hashable, CustomStringConvertible {
@@ -29,9 +36,19 @@ public struct LeaseKey: Codable, Hashable, CustomStringConvertible {
 
 public struct Hello: Codable, Equatable {
     public var worker: String
+    /// Random per worker process: a process restarted under the same name is another incarnation,
+    /// and inherits nothing of the one before it.
+    public var incarnation: String
     public var slots: Int
     /// Shards this worker still runs or has unacknowledged reports for (after a reconnect).
     public var running: [LeaseKey]
+
+    public init(worker: String, incarnation: String, slots: Int, running: [LeaseKey]) {
+        self.worker = worker
+        self.incarnation = incarnation
+        self.slots = slots
+        self.running = running
+    }
 }
 
 public struct Welcome: Codable, Equatable {
@@ -57,6 +74,16 @@ public struct FailureReport: Codable, Equatable {
     public var lease: LeaseKey
     public var error: String
     public var logTail: String?
+    /// The failure is deterministic (a configuration, tokenizer or task error): another attempt
+    /// would fail the same way, so the shard fails at once.
+    public var permanent: Bool
+
+    public init(lease: LeaseKey, error: String, logTail: String?, permanent: Bool = false) {
+        self.lease = lease
+        self.error = error
+        self.logTail = logTail
+        self.permanent = permanent
+    }
 }
 
 public struct CheckpointReport: Codable, Equatable {
@@ -77,6 +104,17 @@ public struct ChunkRequest: Codable, Equatable {
     public var hash: String
     public var offset: Int
     public var length: Int
+}
+
+/// The type byte of a message's first frame: each message's one code.
+enum MessageType: UInt8 {
+    // worker → coordinator
+    case hello = 1, request, heartbeat, progress, result, failure, checkpoint, put, get
+    // coordinator → worker
+    case welcome = 20, leases, ack, cancel, chunk, missing, rehello, refused
+
+    /// Artifact chunks carry their bytes in a second frame.
+    var carriesData: Bool { self == .put || self == .chunk }
 }
 
 public enum Message: Equatable {
@@ -105,25 +143,25 @@ public enum Message: Equatable {
     case rehello
     case refused(String)
 
-    var typeCode: UInt8 {
+    var type: MessageType {
         switch self {
-        case .hello: return 1
-        case .request: return 2
-        case .heartbeat: return 3
-        case .progress: return 4
-        case .result: return 5
-        case .failure: return 6
-        case .checkpoint: return 7
-        case .put: return 8
-        case .get: return 9
-        case .welcome: return 20
-        case .leases: return 21
-        case .ack: return 22
-        case .cancel: return 23
-        case .chunk: return 24
-        case .missing: return 25
-        case .rehello: return 26
-        case .refused: return 27
+        case .hello: return .hello
+        case .request: return .request
+        case .heartbeat: return .heartbeat
+        case .progress: return .progress
+        case .result: return .result
+        case .failure: return .failure
+        case .checkpoint: return .checkpoint
+        case .put: return .put
+        case .get: return .get
+        case .welcome: return .welcome
+        case .leases: return .leases
+        case .ack: return .ack
+        case .cancel: return .cancel
+        case .chunk: return .chunk
+        case .missing: return .missing
+        case .rehello: return .rehello
+        case .refused: return .refused
         }
     }
 
@@ -159,7 +197,7 @@ public enum Message: Equatable {
         }
         var frame = Data(WireProtocol.magic)
         frame.append(WireProtocol.version)
-        frame.append(typeCode)
+        frame.append(type.rawValue)
         frame.append(payload)
         return extra.map { [frame, $0] } ?? [frame]
     }
@@ -172,7 +210,8 @@ public enum Message: Equatable {
             throw ProtocolError("not a sweep protocol frame (\(first.count) bytes, bad magic)")
         }
         guard head[3] == WireProtocol.version else {
-            throw ProtocolError("protocol version \(head[3]) is not supported (this side speaks \(WireProtocol.version))")
+            throw ProtocolError("protocol version \(head[3]) is not supported (this side speaks \(WireProtocol.version))",
+                                isVersionMismatch: true)
         }
         let payload = first.dropFirst(5)
         let decoder = JSONDecoder()
@@ -187,18 +226,19 @@ public enum Message: Equatable {
             guard frames.count == 2 else { throw ProtocolError("chunk message without its data frame") }
             return frames[1]
         }
-        if head[4] != 8 && head[4] != 24 && frames.count != 1 {
+        guard let type = MessageType(rawValue: head[4]) else { throw ProtocolError("unknown message type \(head[4])") }
+        if !type.carriesData && frames.count != 1 {
             throw ProtocolError("message type \(head[4]) has \(frames.count) frames, expected 1")
         }
-        switch head[4] {
-        case 1: return .hello(try body(Hello.self))
-        case 2: return .request(try body(Count.self).count)
-        case 3: return .heartbeat
-        case 4: return .progress(try body(ProgressReport.self))
-        case 5: return .result(try body(ResultReport.self))
-        case 6: return .failure(try body(FailureReport.self))
-        case 7: return .checkpoint(try body(CheckpointReport.self))
-        case 8:
+        switch type {
+        case .hello: return .hello(try body(Hello.self))
+        case .request: return .request(try body(Count.self).count)
+        case .heartbeat: return .heartbeat
+        case .progress: return .progress(try body(ProgressReport.self))
+        case .result: return .result(try body(ResultReport.self))
+        case .failure: return .failure(try body(FailureReport.self))
+        case .checkpoint: return .checkpoint(try body(CheckpointReport.self))
+        case .put:
             let header = try body(ChunkHeader.self)
             let data = try binary()
             // Written so that no offset or size, however large, can overflow.
@@ -206,18 +246,17 @@ public enum Message: Equatable {
                 throw ProtocolError("chunk of \(header.hash) outside its size")
             }
             return .put(header, data)
-        case 9: return .get(try body(ChunkRequest.self))
-        case 20: return .welcome(try body(Welcome.self))
-        case 21: return .leases(try body([Lease].self))
-        case 22: return .ack(try body(LeaseKey.self))
-        case 23: return .cancel(try body(LeaseKey.self))
-        case 24: return .chunk(try body(ChunkHeader.self), try binary())
-        case 25:
+        case .get: return .get(try body(ChunkRequest.self))
+        case .welcome: return .welcome(try body(Welcome.self))
+        case .leases: return .leases(try body([Lease].self))
+        case .ack: return .ack(try body(LeaseKey.self))
+        case .cancel: return .cancel(try body(LeaseKey.self))
+        case .chunk: return .chunk(try body(ChunkHeader.self), try binary())
+        case .missing:
             let missing = try body(Missing.self)
             return .missing(missing.lease, missing.hashes)
-        case 26: return .rehello
-        case 27: return .refused(try body(Text.self).message)
-        default: throw ProtocolError("unknown message type \(head[4])")
+        case .rehello: return .rehello
+        case .refused: return .refused(try body(Text.self).message)
         }
     }
 }

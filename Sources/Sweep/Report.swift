@@ -10,7 +10,7 @@ public enum StatusReport {
     }
 
     public static func snapshot(runDirectory: URL) throws -> Snapshot {
-        let store = try Store(runDirectory: runDirectory, readOnly: true)
+        let store = try RunDirectory(runDirectory).openStore(readOnly: true)
         return try store.read { tx in
             let counts = try tx.counts()
             return Snapshot(sweep: try tx.sweepSpec().name, finished: counts.finished, counts: counts,

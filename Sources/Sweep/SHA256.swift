@@ -107,11 +107,15 @@ public struct SHA256 {
 
     /// The hex digest of a file, read in 1 MiB pieces.
     public static func hex(fileAt url: URL) throws -> String {
-        let handle = try FileHandle(forReadingFrom: url)
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
-        return hexString(hasher.finalize())
+        do {
+            let handle = try FileHandle(forReadingFrom: url)
+            defer { try? handle.close() }
+            var hasher = SHA256()
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
+            return hexString(hasher.finalize())
+        } catch {
+            throw fileError("cannot read", url, error)
+        }
     }
 
     public static func hexString(_ digest: [UInt8]) -> String {

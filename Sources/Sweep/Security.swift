@@ -282,20 +282,22 @@ final class CurveAuthenticator {
 }
 
 extension Coordinator {
+    /// Refuses an endpoint beyond loopback without CURVE keys; called before anything is created.
+    public static func checkSecurity(bind: String, security: CoordinatorSecurity?) throws {
+        guard security == nil, !isLoopbackEndpoint(bind) else { return }
+        throw SweepError("""
+            refusing to bind \(bind) without CURVE keys: every machine that reaches it could take and \
+            report shards. Give --key FILE and --authorized-keys FILE (make keys with `circuitry keygen`), \
+            or bind a loopback address such as tcp://127.0.0.1:5555
+            """)
+    }
+
     /// Makes the ROUTER a CURVE server guarded by the authorised keys, or, without
     /// keys, checks that the endpoint is loopback. Call before binding.
     static func secure(_ router: Socket, context: Context, bind: String, security: CoordinatorSecurity?,
                        logger: Logger) throws -> CurveAuthenticator? {
-        guard let security else {
-            guard isLoopbackEndpoint(bind) else {
-                throw SweepError("""
-                    refusing to bind \(bind) without CURVE keys: every machine that reaches it could take and \
-                    report shards. Give --key FILE and --authorized-keys FILE (make keys with `circuitry keygen`), \
-                    or bind a loopback address such as tcp://127.0.0.1:5555
-                    """)
-            }
-            return nil
-        }
+        try checkSecurity(bind: bind, security: security)
+        guard let security else { return nil }
         // The handler must listen before the socket accepts its first connection.
         let authenticator = try CurveAuthenticator(context: context, authorizedKeysFile: security.authorizedKeysFile,
                                                    logger: logger)

@@ -1,4 +1,7 @@
+import Circuits
 import Foundation
+import PythonCode
+import SparseGPT
 
 /// What a child process is asked to run: written by the worker as JSON, read by
 /// `circuitry shard exec`.
@@ -12,6 +15,8 @@ public struct ShardJob: Codable, Equatable {
     public var resume: String?
     public var resumeStep: Int?
     public var outputDirectory: String
+    /// Threads for the shard's own work (training and pruning products).
+    public var threads: Int = 1
 
     static let resultFile = "result.json"
 }
@@ -43,14 +48,17 @@ public struct ShardContext {
     public let outputDirectory: URL
     let emit: (String) -> Void
 
+    /// Threads the shard may use: its worker's idle slots go to it.
+    public var threads: Int { max(1, job.threads) }
+
     /// Reports progress; the worker streams it to the coordinator.
     public func progress(step: Int, total: Int, loss: Double?) {
-        emit("@progress \(step) \(total) \(loss.map { String($0) } ?? "-")")
+        emit(ChildLine.progress(step: step, total: total, loss: loss).text)
     }
 
     /// Offers an intermediate checkpoint file for upload; a later attempt receives it as `resume`.
     public func checkpoint(file: URL, step: Int) {
-        emit("@checkpoint \(step) \(file.path)")
+        emit(ChildLine.checkpoint(step: step, path: file.path).text)
     }
 
     public func input(_ name: String) throws -> URL {
@@ -92,7 +100,36 @@ public enum ShardKinds {
 /// The child side: runs one job and writes its result file. Progress and
 /// checkpoint lines go to standard output for the worker to read.
 public enum ShardRunner {
-    public static func execute(jobFile: URL) throws {
+    /// Runs the job of `jobFile` and returns the process's exit status (`ShardExitStatus`); an
+    /// error goes to standard error as the log's last line.
+    public static func main(jobFile: URL) -> Int32 {
+        do {
+            try execute(jobFile: jobFile)
+            return ShardExitStatus.succeeded
+        } catch {
+            FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
+            return isDeterministic(error) ? ShardExitStatus.failedPermanently : ShardExitStatus.failed
+        }
+    }
+
+    /// Whether an error would recur on every attempt: wrong parameters or a configuration, tokenizer,
+    /// corpus or task that cannot serve. Input/output and resource errors are not.
+    static func isDeterministic(_ error: Error) -> Bool {
+        switch error {
+        case is PermanentShardError, is SweepFileError, is TaskError, is TokenizerError, is CorpusError: return true
+        case let error as CircuitError:
+            switch error {
+            case .invalidPairs, .invalidSettings: return true
+            case .shapeMismatch, .model: return false
+            }
+        case let error as SparseGPTError:
+            if case .invalidConfig = error { return true }
+            return false
+        default: return false
+        }
+    }
+
+    static func execute(jobFile: URL) throws {
         exitWhenOrphaned()
         let job: ShardJob
         do {
@@ -115,7 +152,7 @@ public enum ShardRunner {
         let thread = Thread {
             while true {
                 Thread.sleep(forTimeInterval: 0.5)
-                if getppid() != parent { _exit(3) }
+                if getppid() != parent { _exit(ShardExitStatus.orphaned) }
             }
         }
         thread.start()
@@ -126,18 +163,43 @@ public enum ShardRunner {
         do {
             params = try ShardParams.decode(job.params)
         } catch {
-            throw SweepError("shard \(job.shard): malformed parameters: \(error)")
+            throw PermanentShardError("shard \(job.shard): malformed parameters: \(error)")
         }
         let context = ShardContext(job: job, params: params,
                                    inputs: job.inputs.mapValues { URL(fileURLWithPath: $0) },
                                    resume: job.resume.map { URL(fileURLWithPath: $0) }, resumeStep: job.resumeStep,
                                    outputDirectory: URL(fileURLWithPath: job.outputDirectory), emit: emit)
         try FileManager.default.createDirectory(at: context.outputDirectory, withIntermediateDirectories: true)
+        if job.kind == ShardKindName.prune, let task = params.task, let errors = context.inputs[TaskErrorsFile.inputName],
+           let reason = try TaskErrorsFile.load(errors)[task] {
+            throw PermanentShardError("shard \(job.shard): task \(task) could not be prepared: \(reason)")
+        }
         if params.simulate != nil { return try SimulatedShard.run(context) }
         guard let function = ShardKinds.function(for: job.kind) else {
-            throw SweepError("shard \(job.shard): unknown shard kind '\(job.kind)'")
+            throw PermanentShardError("shard \(job.shard): unknown shard kind '\(job.kind)'")
         }
         return try function(context)
+    }
+}
+
+/// The prepare shard's `task_errors` output: the tasks it could not make pairs for, with why.
+/// Their prune shards fail at once with that message; the other tasks go on.
+enum TaskErrorsFile {
+    static let outputName = "task_errors"
+    static let inputName = "prepare.task_errors"
+
+    static func save(_ errors: [String: String], to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(errors).write(to: url)
+    }
+
+    static func load(_ url: URL) throws -> [String: String] {
+        do {
+            return try JSONDecoder().decode([String: String].self, from: Data(contentsOf: url))
+        } catch {
+            throw SweepError("cannot read the task errors \(url.path): \(error)")
+        }
     }
 }
 
@@ -159,6 +221,9 @@ enum SimulatedShard {
         let job = context.job
         if simulate.alwaysFail.contains(job.shard) {
             throw SweepError("shard \(job.shard): failing as the sweep file's simulate.always_fail asks")
+        }
+        if simulate.failPermanently.contains(job.shard) {
+            throw PermanentShardError("shard \(job.shard): an invalid configuration, as the sweep file's simulate.fail_permanently asks")
         }
         for (name, url) in context.inputs where !FileManager.default.fileExists(atPath: url.path) {
             throw SweepError("shard \(job.shard): input \(name) not found at \(url.path)")
@@ -194,9 +259,16 @@ enum SimulatedShard {
             text += "\(name) \(try SHA256.hex(fileAt: context.inputs[name]!))\n"
         }
         let outputName: String
+        var outputs: [String: URL] = [:]
         var summary: [String: Double] = ["steps": Double(total), "resumed_from_step": Double(resumedFrom)]
         switch job.kind {
-        case ShardKindName.prepare: outputName = "data"
+        case ShardKindName.prepare:
+            outputName = "data"
+            let errors = context.outputDirectory.appendingPathComponent(TaskErrorsFile.outputName)
+            try TaskErrorsFile.save(Dictionary(uniqueKeysWithValues: simulate.unpreparableTasks.map {
+                ($0, "simulated: the sweep file's simulate.unpreparable_tasks names it")
+            }), to: errors)
+            outputs[TaskErrorsFile.outputName] = errors
         case ShardKindName.train:
             outputName = "checkpoint"
             summary["pretrain_loss"] = loss(step: total, total: total) + simulatedSpread(context.params)
@@ -216,7 +288,8 @@ enum SimulatedShard {
             summary["edges"] = (base * 0.15 / prune.headlineTarget).rounded(.down)
         }
         try Data(text.utf8).write(to: output)
-        return ShardOutput(outputs: [outputName: output], summary: summary)
+        outputs[outputName] = output
+        return ShardOutput(outputs: outputs, summary: summary)
     }
 
     static func seed(_ shard: String) -> UInt64 {

@@ -9,6 +9,7 @@ public enum ShardState: String, Codable {
 public struct Lease: Codable, Equatable {
     public var shard: String
     public var attempt: Int
+    public var key: LeaseKey { LeaseKey(shard: shard, attempt: attempt) }
     public var kind: String
     public var params: String
     /// Output artifacts of the dependencies, keyed `<dependency kind>.<output name>`.
@@ -16,6 +17,9 @@ public struct Lease: Codable, Equatable {
     /// The latest intermediate checkpoint of an earlier attempt, to continue from.
     public var resume: ArtifactRef?
     public var resumeStep: Int?
+    /// Threads the shard may use, and the worker slots it holds: more than one when the worker
+    /// had more free slots than there were shards to run.
+    public var threads: Int = 1
 }
 
 public struct ArtifactRef: Codable, Equatable, Hashable {
@@ -66,22 +70,26 @@ public final class Store {
     public let url: URL
     let queue: DatabaseQueue
 
-    public static func path(inRunDirectory runDirectory: URL) -> URL {
-        runDirectory.appendingPathComponent("store.sqlite")
+    public enum Mode {
+        /// Creates the file and its schema if needed (a new sweep).
+        case create
+        /// The store of an existing sweep, for writing; never creates anything.
+        case existing
+        /// The store of an existing sweep, read only.
+        case readOnly
     }
 
-    /// Opens (creating if needed) the store of a run directory.
-    public init(runDirectory: URL, readOnly: Bool = false) throws {
-        url = Store.path(inRunDirectory: runDirectory)
+    /// Opens the store at `url`. Only `.create` may create the file or its schema; the other modes
+    /// want a store that already holds a sweep, and say which file is wrong when it does not.
+    public init(url: URL, mode: Mode) throws {
+        self.url = url
         var configuration = Configuration()
-        configuration.readonly = readOnly
+        configuration.readonly = mode == .readOnly
         configuration.busyMode = .timeout(10)
-        if readOnly {
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw SweepError("no sweep store at \(url.path)")
-            }
-        } else {
-            try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        if mode != .create {
+            try Store.checkIsSweepStore(url)
+        }
+        if mode != .readOnly {
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 // In WAL mode NORMAL keeps every commit across a process kill; only
@@ -89,8 +97,48 @@ public final class Store {
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
         }
-        queue = try DatabaseQueue(path: url.path, configuration: configuration)
-        if !readOnly { try Store.migrator.migrate(queue) }
+        do {
+            queue = try DatabaseQueue(path: url.path, configuration: configuration)
+            switch mode {
+            case .create: try Store.migrator.migrate(queue)
+            case .existing, .readOnly:
+                guard try queue.read({ try $0.tableExists("sweep") && $0.tableExists("shards") }) else {
+                    throw SweepError("\(url.path) is an SQLite file but not a sweep store (it has no sweep table)")
+                }
+                // A truncated or damaged file can read well until the first missing page: look at every page now.
+                let check = try queue.read { try String.fetchAll($0, sql: "PRAGMA quick_check") }
+                guard check == ["ok"] else {
+                    throw SweepError("\(url.path) is corrupt (was it truncated?): \(check.prefix(3).joined(separator: "; "))")
+                }
+            }
+        } catch let error as DatabaseError {
+            throw Store.describe(error, url: url)
+        }
+    }
+
+    /// A file that cannot be a store is refused before SQLite opens it (which would write into an empty file).
+    private static func checkIsSweepStore(_ url: URL) throws {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else {
+            throw SweepError("no sweep store at \(url.path)")
+        }
+        defer { try? handle.close() }
+        let header = (try? handle.read(upToCount: 16)) ?? Data()
+        if header.isEmpty { throw SweepError("\(url.path) is empty: not a sweep store (was it truncated?)") }
+        guard header == Data("SQLite format 3\u{0}".utf8) else {
+            throw SweepError("\(url.path) is not a sweep store (not an SQLite database)")
+        }
+    }
+
+    /// SQLite's error, with the file it is about and what it means for the user.
+    static func describe(_ error: DatabaseError, url: URL) -> SweepError {
+        switch error.resultCode {
+        case .SQLITE_FULL: return SweepError("\(url.path): no space left on the device (SQLite: \(error.message ?? "full"))")
+        case .SQLITE_NOTADB: return SweepError("\(url.path) is not a sweep store (not an SQLite database)")
+        case .SQLITE_CORRUPT: return SweepError("\(url.path) is corrupt (SQLite: \(error.message ?? "malformed"))")
+        case .SQLITE_CANTOPEN: return SweepError("\(url.path): cannot open the sweep store")
+        case .SQLITE_READONLY: return SweepError("\(url.path): the sweep store is read-only")
+        default: return SweepError("\(url.path): \(error.message ?? "\(error)") (SQLite \(error.resultCode))")
+        }
     }
 
     private static var migrator: DatabaseMigrator {
@@ -155,11 +203,19 @@ public final class Store {
 
     /// Runs `body` in one write transaction.
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
-        try queue.write { db in try body(StoreTransaction(db: db)) }
+        do {
+            return try queue.write { db in try body(StoreTransaction(db: db)) }
+        } catch let error as DatabaseError {
+            throw Store.describe(error, url: url)
+        }
     }
 
     public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
-        try queue.read { db in try body(StoreTransaction(db: db)) }
+        do {
+            return try queue.read { db in try body(StoreTransaction(db: db)) }
+        } catch let error as DatabaseError {
+            throw Store.describe(error, url: url)
+        }
     }
 }
 
@@ -261,33 +317,34 @@ public struct StoreTransaction {
         return inputs
     }
 
-    /// The shards leased now, as (shard, attempt, owner).
-    public func activeLeases() throws -> [(shard: String, attempt: Int, owner: String)] {
+    /// The shards leased now, with their owners.
+    public func activeLeases() throws -> [(lease: LeaseKey, owner: String)] {
         try Row.fetchAll(db.cachedStatement(sql: "SELECT id, lease_attempt, lease_owner FROM shards WHERE state = 'leased'"))
-            .map { ($0["id"], $0["lease_attempt"], $0["lease_owner"]) }
+            .map { (LeaseKey(shard: $0["id"], attempt: $0["lease_attempt"]), $0["lease_owner"]) }
     }
 
     /// Hands a lease to a new owner (a worker that reconnected still running it).
-    public func adoptLease(shard: String, attempt: Int, owner: String, now: Double) throws -> Bool {
+    public func adoptLease(_ lease: LeaseKey, owner: String, now: Double) throws -> Bool {
         try execute(sql: """
             UPDATE shards SET lease_owner = ?, updated_at = ? WHERE id = ? AND state = 'leased' AND lease_attempt = ?
-            """, arguments: [owner, now, shard, attempt])
+            """, arguments: [owner, now, lease.shard, lease.attempt])
         guard db.changesCount == 1 else { return false }
-        try log(shard, "lease_adopted", "attempt \(attempt) by \(owner)", now: now)
+        try log(lease.shard, "lease_adopted", "attempt \(lease.attempt) by \(owner)", now: now)
         return true
     }
 
-    private func currentSeq(shard: String, attempt: Int) throws -> Int64? {
+    private func currentSeq(_ lease: LeaseKey) throws -> Int64? {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM shards WHERE id = ? AND state = 'leased' AND lease_attempt = ?"),
-                           arguments: [shard, attempt])
+                           arguments: [lease.shard, lease.attempt])
     }
 
     // MARK: results and failures
 
     /// Records the result of the leased attempt exactly once; anything else is stale.
-    public func recordResult(shard: String, attempt: Int, outputs: [String: String], summary: String,
+    public func recordResult(_ lease: LeaseKey, outputs: [String: String], summary: String,
                              now: Double) throws -> ReportOutcome {
-        guard let seq = try currentSeq(shard: shard, attempt: attempt) else { return .stale }
+        let shard = lease.shard, attempt = lease.attempt
+        guard let seq = try currentSeq(lease) else { return .stale }
         let missing = try outputs.values.filter { try !hasArtifact($0) }
         if !missing.isEmpty { return .missingArtifacts(missing.sorted()) }
         try execute(sql: "INSERT INTO results (shard_seq, attempt, summary, recorded_at) VALUES (?, ?, ?, ?)",
@@ -309,21 +366,22 @@ public struct StoreTransaction {
         return .recorded
     }
 
-    /// Records a failed attempt: back to pending after a backoff, or failed
-    /// once the attempts are used up (and then every shard that needs it too).
-    public func recordFailure(shard: String, attempt: Int, error: String, logTail: String?,
+    /// Records a failed attempt: back to pending after a backoff, or failed once the
+    /// attempts are used up or the failure is `permanent` (and then every shard that needs it too).
+    public func recordFailure(_ lease: LeaseKey, error: String, logTail: String?, permanent: Bool = false,
                               retries: RetrySection, now: Double) throws -> FailureOutcome {
-        guard let seq = try currentSeq(shard: shard, attempt: attempt) else { return .stale }
+        let shard = lease.shard, attempt = lease.attempt
+        guard let seq = try currentSeq(lease) else { return .stale }
         try execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'failed', error = ? WHERE shard_seq = ? AND attempt = ?",
                        arguments: [now, error, seq, attempt])
         let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT attempts, max_attempts FROM shards WHERE seq = ?"), arguments: [seq])!
         let attempts: Int = row["attempts"], maxAttempts: Int = row["max_attempts"]
-        if attempts >= maxAttempts {
+        if permanent || attempts >= maxAttempts {
             try execute(sql: """
                 UPDATE shards SET state = 'failed', lease_owner = NULL, lease_expiry = NULL, last_error = ?,
                 log_tail = ?, updated_at = ? WHERE seq = ?
                 """, arguments: [error, logTail, now, seq])
-            try log(shard, "failed", "attempt \(attempt): \(error)", now: now)
+            try log(shard, "failed", "attempt \(attempt)\(permanent ? " (not retried: it would fail the same way)" : ""): \(error)", now: now)
             try failDependents(of: seq, cause: shard, now: now)
             return .failed
         }
@@ -353,11 +411,12 @@ public struct StoreTransaction {
         }
     }
 
-    /// Puts failed shards back to pending with a fresh set of attempts.
+    /// Puts failed shards back to pending with a fresh set of attempts. Their errors go: they
+    /// describe the attempts before, which the attempts table keeps.
     public func retryFailed(maxAttempts: Int, now: Double) throws -> Int {
         try execute(sql: """
-            UPDATE shards SET state = 'pending', max_attempts = attempts + ?, not_before = 0, updated_at = ?
-            WHERE state = 'failed'
+            UPDATE shards SET state = 'pending', max_attempts = attempts + ?, not_before = 0, last_error = NULL,
+            log_tail = NULL, updated_at = ? WHERE state = 'failed'
             """, arguments: [maxAttempts, now])
         let count = db.changesCount
         try execute(sql: """
@@ -370,16 +429,17 @@ public struct StoreTransaction {
         return count
     }
 
-    public func recordProgress(shard: String, attempt: Int, step: Int, total: Int, loss: Double?, now: Double) throws {
+    public func recordProgress(_ lease: LeaseKey, step: Int, total: Int, loss: Double?, now: Double) throws {
         try execute(sql: """
             UPDATE shards SET progress_step = ?, progress_total = ?, progress_loss = ?, updated_at = ?
             WHERE id = ? AND state = 'leased' AND lease_attempt = ?
-            """, arguments: [step, total, loss, now, shard, attempt])
+            """, arguments: [step, total, loss, now, lease.shard, lease.attempt])
     }
 
     /// Keeps an intermediate checkpoint of the leased attempt for a later attempt to continue from.
-    public func recordCheckpoint(shard: String, attempt: Int, hash: String, step: Int, now: Double) throws -> ReportOutcome {
-        guard try currentSeq(shard: shard, attempt: attempt) != nil else { return .stale }
+    public func recordCheckpoint(_ lease: LeaseKey, hash: String, step: Int, now: Double) throws -> ReportOutcome {
+        let shard = lease.shard, attempt = lease.attempt
+        guard try currentSeq(lease) != nil else { return .stale }
         guard let size = try Int.fetchOne(db.cachedStatement(sql: "SELECT size FROM artifacts WHERE hash = ?"), arguments: [hash]) else {
             return .missingArtifacts([hash])
         }
@@ -444,6 +504,28 @@ public struct StoreTransaction {
                                step: row["progress_step"], totalSteps: row["progress_total"], loss: row["progress_loss"],
                                error: state == .done ? nil : row["last_error"],
                                logTail: state == .failed ? row["log_tail"] : nil, summary: row["summary"])
+        }
+    }
+
+    /// One shard as it is stored, for the report.
+    public struct ShardRecord {
+        public var id: String
+        public var kind: String
+        public var params: String
+        public var state: String
+        public var attempts: Int
+        public var lastError: String?
+        public var summary: String?
+    }
+
+    /// Every shard in plan order, with its result's summary once done.
+    public func shardRecords() throws -> [ShardRecord] {
+        try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT s.id, s.kind, s.params, s.state, s.attempts, s.last_error, r.summary
+            FROM shards s LEFT JOIN results r ON r.shard_seq = s.seq ORDER BY s.seq
+            """)).map {
+            ShardRecord(id: $0["id"], kind: $0["kind"], params: $0["params"], state: $0["state"], attempts: $0["attempts"],
+                        lastError: $0["last_error"], summary: $0["summary"])
         }
     }
 

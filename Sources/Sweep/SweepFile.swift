@@ -112,6 +112,10 @@ public struct SimulateSection: Codable, Equatable {
     public var crashFirstAttempt: [String] = []
     /// Shards (by id) that fail on every attempt.
     public var alwaysFail: [String] = []
+    /// Shards (by id) that fail with a deterministic error, which is not retried.
+    public var failPermanently: [String] = []
+    /// Tasks the prepare shard reports it cannot make pairs for.
+    public var unpreparableTasks: [String] = []
 }
 
 /// A parsed and validated sweep file.
@@ -158,68 +162,12 @@ public struct SweepSpec: Codable, Equatable {
             spec.data.testPairs = try data.int("test_pairs", min: 1) ?? spec.data.testPairs
             try data.rejectUnknownKeys()
         }
-        if let model = try top.section("model") {
-            spec.model.nLayer = try model.int("n_layer", min: 1) ?? spec.model.nLayer
-            spec.model.context = try model.int("context", min: 2) ?? spec.model.context
-            spec.model.dHead = try model.int("d_head", min: 1) ?? spec.model.dHead
-            spec.model.embedDensity = try model.double("embed_density", above: 0, atMost: 1)
-            try model.rejectUnknownKeys()
-        }
-        if let train = try top.section("train") {
-            spec.train.steps = try train.int("steps", min: 1) ?? spec.train.steps
-            spec.train.batchSize = try train.int("batch_size", min: 1) ?? spec.train.batchSize
-            spec.train.learningRate = try train.double("learning_rate", above: 0) ?? spec.train.learningRate
-            if let byWidth = try train.section("learning_rate_by_width") {
-                for key in byWidth.keys {
-                    guard let width = Int(key) else {
-                        throw byWidth.error(key, "expected a d_model (integer) as key")
-                    }
-                    spec.train.learningRateByWidth[width] = try byWidth.double(key, above: 0)
-                }
-            }
-            spec.train.checkpointEvery = try train.double("checkpoint_every", above: 0, atMost: 1) ?? spec.train.checkpointEvery
-            try train.rejectUnknownKeys()
-        }
-        if let prune = try top.section("prune") {
-            spec.prune.steps = try prune.int("steps", min: 1) ?? spec.prune.steps
-            spec.prune.learningRate = try prune.double("learning_rate", above: 0) ?? spec.prune.learningRate
-            spec.prune.batchSize = try prune.int("batch_size", min: 1) ?? spec.prune.batchSize
-            spec.prune.lambdas = try prune.doubles("lambdas", above: 0) ?? spec.prune.lambdas
-            spec.prune.targetLosses = try prune.doubles("target_losses", above: 0) ?? spec.prune.targetLosses
-            spec.prune.headlineTarget = try prune.double("headline_target", above: 0) ?? spec.prune.headlineTarget
-            if let start = try prune.string("bisection") {
-                guard let value = BisectionStart(rawValue: start) else {
-                    let choices = BisectionStart.allCases.map(\.rawValue).joined(separator: " or ")
-                    throw prune.error("bisection", "expected \(choices), got \"\(start)\"")
-                }
-                spec.prune.bisection = value
-            }
-            try prune.rejectUnknownKeys()
-        }
-        if let retries = try top.section("retries") {
-            spec.retries.maxAttempts = try retries.int("max_attempts", min: 1) ?? spec.retries.maxAttempts
-            spec.retries.backoffSeconds = try retries.double("backoff_seconds", atLeast: 0) ?? spec.retries.backoffSeconds
-            spec.retries.backoffMaxSeconds = try retries.double("backoff_max_seconds", atLeast: 0) ?? spec.retries.backoffMaxSeconds
-            try retries.rejectUnknownKeys()
-        }
-        if let timeouts = try top.section("timeouts") {
-            spec.timeouts.heartbeatSeconds = try timeouts.double("heartbeat_seconds", above: 0) ?? spec.timeouts.heartbeatSeconds
-            spec.timeouts.workerDeadSeconds = try timeouts.double("worker_dead_seconds", above: 0) ?? spec.timeouts.workerDeadSeconds
-            spec.timeouts.shardSeconds = try timeouts.double("shard_seconds", atLeast: 0) ?? spec.timeouts.shardSeconds
-            if spec.timeouts.workerDeadSeconds <= spec.timeouts.heartbeatSeconds {
-                throw timeouts.error("worker_dead_seconds", "must be longer than heartbeat_seconds")
-            }
-            try timeouts.rejectUnknownKeys()
-        }
-        if let simulate = try top.section("simulate") {
-            var section = SimulateSection()
-            section.steps = try simulate.int("steps", min: 1) ?? section.steps
-            section.stepSeconds = try simulate.double("step_seconds", atLeast: 0) ?? section.stepSeconds
-            section.crashFirstAttempt = try simulate.strings("crash_first_attempt") ?? []
-            section.alwaysFail = try simulate.strings("always_fail") ?? []
-            try simulate.rejectUnknownKeys()
-            spec.simulate = section
-        }
+        spec.model = try top.section("model").map(ModelSection.init(yaml:)) ?? spec.model
+        spec.train = try top.section("train").map(TrainSection.init(yaml:)) ?? spec.train
+        spec.prune = try top.section("prune").map(PruneSection.init(yaml:)) ?? spec.prune
+        spec.retries = try top.section("retries").map(RetrySection.init(yaml:)) ?? spec.retries
+        spec.timeouts = try top.section("timeouts").map(TimeoutSection.init(yaml:)) ?? spec.timeouts
+        spec.simulate = try top.section("simulate").map(SimulateSection.init(yaml:))
         try top.rejectUnknownKeys()
         try spec.validatePoints(top: top)
         return spec

@@ -32,53 +32,54 @@ public struct WorkerOptions {
     }
 }
 
+/// The worker's timing, named once (the coordinator's welcome sets the heartbeat and the time to
+/// presume the coordinator dead).
+enum WorkerTiming {
+    /// Poll timeouts: short while children run, so their progress flows.
+    static let idlePollMilliseconds = 100
+    static let busyPollMilliseconds = 20
+    /// Reconnect backoff after the coordinator falls silent: doubles from the first to the last.
+    static let firstReconnectSeconds = 0.25
+    static let lastReconnectSeconds = 8.0
+    /// A shard's progress goes up at most this often.
+    static let progressSeconds = 0.5
+    /// A rehello is answered at most this often: the coordinator sends one for every message it
+    /// received before our hello.
+    static let rehelloSeconds = 1.0
+}
+
 /// Leases shards from a coordinator and runs each in a child process
 /// (Paranoid Pirate worker: heartbeats both ways, reconnects with backoff).
 public final class Worker {
     private let options: WorkerOptions
-    private var logger: Logger
+    private let logger: Logger
     private let context: Context
+    private let cache: ArtifactStore
+    /// This process among all that ever used the name: a restarted worker inherits nothing.
+    private let incarnation = String(UInt64.random(in: 0...UInt64.max), radix: 16)
     private var socket: Socket?
     private var handshakeWatch: HandshakeWatch?
     private var generation = 0
     private var coordinatorLastSeen = 0.0
+    /// When the coordinator fell silent: the time to connect again.
+    private var reconnectAt: Double?
     private var nextHeartbeat = 0.0
-    private var reconnectBackoff = 0.25
+    private var reconnectBackoff = WorkerTiming.firstReconnectSeconds
     private var heartbeatSeconds: Double
     private var coordinatorDeadSeconds: Double
-    /// Leases asked for and not yet received.
+    /// Slots asked for and not yet received.
     private var credit = 0
     private var lastHello = 0.0
     private var stopRequested = false
     private var lastBusy = Date().timeIntervalSince1970
+    /// Warnings that a misbehaving peer or a full queue could repeat thousands of times a second.
+    private var warningLog = LogThrottle(burst: CoordinatorTiming.dropLogBurst, interval: CoordinatorTiming.dropLogIntervalSeconds)
 
-    private final class Running {
-        let lease: Lease
-        let directory: URL
-        var process: ChildProcess?
-        var tail = LogTail()
-        var lastProgressSent = 0.0
-        var pendingProgress: ProgressReport?
-        var cancelled = false
-        init(lease: Lease, directory: URL) {
-            self.lease = lease
-            self.directory = directory
-        }
-    }
-
-    private var waiting: [LeaseKey: Running] = [:]   // leased, fetching inputs
-    private var running: [LeaseKey: Running] = [:]   // child process started
+    private var waiting: [LeaseKey: SupervisedShard] = [:]   // leased, fetching inputs
+    private var running: [LeaseKey: SupervisedShard] = [:]   // child process started
     /// Reports sent and not yet acknowledged, resent after a reconnect.
     private var unacknowledged: [LeaseKey: (message: Message, uploads: [String: String])] = [:]
-    private var downloads: [String: Download] = [:]
-
-    private struct Download {
-        var size: Int
-        var received: Int
-        var lastChunk = Date().timeIntervalSince1970
-        var handle: FileHandle
-        var path: URL
-    }
+    private var downloads: Downloads
 
     public init(options: WorkerOptions, logger: Logger = Logger(label: "worker")) throws {
         self.options = options
@@ -86,47 +87,67 @@ public final class Worker {
         heartbeatSeconds = options.heartbeatSeconds
         coordinatorDeadSeconds = options.coordinatorDeadSeconds
         context = try Context()
-        for directory in [options.cacheDirectory, options.workDirectory, options.cacheDirectory.appendingPathComponent("incoming")] {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        cache = try ArtifactStore(directory: options.cacheDirectory)
+        downloads = Downloads(cache: cache)
+        do {
+            try FileManager.default.createDirectory(at: options.workDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw fileError("cannot create the work directory", options.workDirectory, error)
         }
     }
 
     public func stop() { stopRequested = true }
 
     public var activeShards: Int { waiting.count + running.count }
+    /// Slots in use: a shard given the idle slots' threads holds them all.
+    private var slotsInUse: Int { (waiting.values.map(\.lease.threads) + running.values.map(\.lease.threads)).reduce(0, +) }
 
     /// Works until stopped (or idle for `idleExitSeconds`); kills its children on the way out.
     public func run() throws {
         let parent = getppid()
         try connect()
         defer {
-            for shard in running.values { shard.process?.kill() }
+            for shard in running.values { shard.kill() }
+            handshakeWatch?.close()
             socket?.close()
         }
         while !stopRequested && !StopSignal.received {
-            let timeout = running.isEmpty ? 100 : 20
+            let timeout = running.isEmpty ? WorkerTiming.idlePollMilliseconds : WorkerTiming.busyPollMilliseconds
             if let socket, try poll([socket], timeout: timeout)[0] {
                 while let frames = try socket.receive(dontWait: true) {
                     coordinatorLastSeen = Date().timeIntervalSince1970
                     do {
                         try handle(try Message.decode(frames))
                     } catch let error as ProtocolError {
-                        logger.warning("dropped a message from the coordinator: \(error)")
+                        warn("dropped a message from the coordinator: \(error)")
                     } catch {
                         logger.error("\(error)")
                     }
                 }
+            } else if socket == nil {
+                // Waiting to reconnect: sleep in short turns, so a stop signal is seen at once.
+                usleep(UInt32(timeout) * 1000)
             }
             watchChildren()
             let now = Date().timeIntervalSince1970
+            if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
+            if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
+            if options.exitWithParent && getppid() != parent {
+                logger.warning("the process that started this worker is gone; stopping")
+                break
+            }
+            if let reconnectAt {
+                if now >= reconnectAt { try connect() }
+                continue
+            }
             if now - coordinatorLastSeen > coordinatorDeadSeconds {
                 logger.warning("coordinator silent for \(coordinatorDeadSeconds)s; reconnecting in \(reconnectBackoff)s")
                 handshakeWatch?.close()
+                handshakeWatch = nil
                 socket?.close()
                 socket = nil
-                Thread.sleep(forTimeInterval: reconnectBackoff)
-                reconnectBackoff = min(reconnectBackoff * 2, 8)
-                try connect()
+                reconnectAt = now + reconnectBackoff
+                reconnectBackoff = min(reconnectBackoff * 2, WorkerTiming.lastReconnectSeconds)
                 continue
             }
             handshakeWatch?.drain()
@@ -136,25 +157,17 @@ public final class Worker {
             }
             flushProgress(now: now)
             // A chunk request can be lost with a connection; ask again when a download stalls.
-            for (hash, download) in downloads where now - download.lastChunk > coordinatorDeadSeconds {
-                downloads[hash]!.lastChunk = now
-                requestChunk(hash, offset: download.received)
-            }
+            for request in downloads.resumeRequests(stalledFor: coordinatorDeadSeconds, now: now) { send(.get(request)) }
             requestWork()
-            if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
-            if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
-            if options.exitWithParent && getppid() != parent {
-                logger.warning("the process that started this worker is gone; stopping")
-                break
-            }
         }
     }
 
     private func connect() throws {
+        reconnectAt = nil
         generation += 1
         let socket = try context.socket(.dealer)
         try socket.setLinger(0)
-        try socket.setRoutingID(Array("\(options.name)/\(generation)".utf8))
+        try socket.setRoutingID(Array("\(options.name)/\(incarnation)/\(generation)".utf8))
         try socket.setSendHighWaterMark(100_000)
         handshakeWatch = try Worker.secure(socket, security: options.security, endpoint: options.connect, logger: logger)
         try socket.connect(options.connect)
@@ -169,24 +182,33 @@ public final class Worker {
         credit = 0
         lastHello = Date().timeIntervalSince1970
         let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
-        send(.hello(Hello(worker: options.name, slots: options.slots, running: mine.sorted { $0.description < $1.description })))
+        send(.hello(Hello(worker: options.name, incarnation: incarnation, slots: options.slots,
+                          running: mine.sorted { $0.description < $1.description })))
         // A coordinator that restarted lost our chunk requests: ask again from where each download stands.
-        for (hash, download) in downloads { requestChunk(hash, offset: download.received) }
+        for request in downloads.resumeRequests(now: lastHello) { send(.get(request)) }
     }
 
     private func send(_ message: Message) {
         guard let socket else { return }
         do {
             if try !socket.send(message.encoded(), dontWait: true) {
-                logger.warning("send queue full; dropped a \(message.name) message")
+                warn("send queue full; dropped a \(message.name) message")
             }
         } catch {
-            logger.warning("send failed: \(error)")
+            warn("send failed: \(error)")
+        }
+    }
+
+    private func warn(_ message: @autoclosure () -> String) {
+        let now = Date().timeIntervalSince1970
+        if warningLog.admit(now: now) { logger.warning("\(message())") }
+        if let suppressed = warningLog.takeSuppressed(now: now) {
+            logger.warning("\(suppressed) more such warnings in the last \(Int(warningLog.interval))s")
         }
     }
 
     private func requestWork() {
-        let free = options.slots - activeShards - credit
+        let free = options.slots - slotsInUse - credit
         if free > 0 {
             credit += free
             send(.request(free))
@@ -194,176 +216,141 @@ public final class Worker {
     }
 
     private func handle(_ message: Message) throws {
-        reconnectBackoff = 0.25
+        reconnectBackoff = WorkerTiming.firstReconnectSeconds
         switch message {
         case .welcome(let welcome):
             heartbeatSeconds = welcome.heartbeatSeconds
             coordinatorDeadSeconds = welcome.workerDeadSeconds
         case .heartbeat: break
         case .leases(let leases):
-            credit = max(0, credit - leases.count)
+            credit = max(0, credit - leases.map(\.threads).reduce(0, +))
             for lease in leases {
                 do {
                     try accept(lease)
                 } catch {
-                    let key = LeaseKey(shard: lease.shard, attempt: lease.attempt)
-                    waiting[key] = nil
-                    report(key, .failure(FailureReport(lease: key, error: "worker \(options.name) could not take it: \(error)",
-                                                       logTail: nil)), uploads: [:])
+                    waiting[lease.key] = nil
+                    fail(lease.key, "worker \(options.name) could not take it: \(error)")
                 }
             }
         case .ack(let key): unacknowledged[key] = nil
         case .cancel(let key): cancel(key)
-        case .chunk(let header, let data): try receiveChunk(header, data)
+        case .chunk(let header, let data):
+            switch try downloads.receive(header, data, now: Date().timeIntervalSince1970) {
+            case .ignored: break
+            case .next(let request): send(.get(request))
+            case .complete: try completeDownload(header.hash)
+            }
         case .missing(let key, let hashes):
             guard let report = unacknowledged[key] else { return }
             for hash in hashes { upload(hash: hash, kind: report.uploads[hash] ?? "file") }
             send(report.message)
         case .rehello:
-            // Answered once: the coordinator may ask again for every message it received before our hello.
-            guard Date().timeIntervalSince1970 - lastHello >= 1 else { return }
+            guard Date().timeIntervalSince1970 - lastHello >= WorkerTiming.rehelloSeconds else { return }
             sayHello()
             for (key, report) in unacknowledged { resend(key, report) }
         case .refused(let reason):
             logger.error("coordinator refused: \(reason)")
             // A download the coordinator cannot serve fails the shards waiting for it.
-            for hash in downloads.keys where reason.contains(hash) {
-                if let download = downloads.removeValue(forKey: hash) { try? download.handle.close() }
-                for (key, shard) in waiting where shard.lease.inputs.values.contains(where: { $0.hash == hash })
-                    || shard.lease.resume?.hash == hash {
+            for hash in downloads.hashes where reason.contains(hash) {
+                downloads.cancel(hash)
+                for (key, shard) in waiting where shard.needs(hash) {
                     waiting[key] = nil
-                    report(key, .failure(FailureReport(lease: key, error: "input artifact \(hash): \(reason)", logTail: nil)),
-                           uploads: [:])
+                    fail(key, "input artifact \(hash): \(reason)")
                 }
             }
         case .hello, .request, .progress, .result, .failure, .checkpoint, .put, .get:
-            logger.warning("dropped a \(message.name) message, which coordinators do not send")
+            warn("dropped a \(message.name) message, which coordinators do not send")
         }
     }
 
     // MARK: shards
 
     private func accept(_ lease: Lease) throws {
-        let key = LeaseKey(shard: lease.shard, attempt: lease.attempt)
         if ShardKinds.inProcess.contains(lease.kind) {
-            report(key, .result(ResultReport(lease: key, outputs: [:], summary: "{}")), uploads: [:])
+            report(lease.key, .result(ResultReport(lease: lease.key, outputs: [:], summary: "{}")), uploads: [:])
             return
         }
-        let directory = options.workDirectory.appendingPathComponent(
-            "\(lease.shard.replacingOccurrences(of: "/", with: "_"))-\(lease.attempt)")
-        try? FileManager.default.removeItem(at: directory)
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("out"), withIntermediateDirectories: true)
-        waiting[key] = Running(lease: lease, directory: directory)
-        for artifact in Array(lease.inputs.values) + (lease.resume.map { [$0] } ?? []) {
-            if !cached(artifact.hash), downloads[artifact.hash] == nil { try startDownload(artifact) }
-        }
-        try startReadyShards()
-    }
-
-    private func cachedURL(_ hash: String) -> URL { options.cacheDirectory.appendingPathComponent(hash) }
-    private func cached(_ hash: String) -> Bool { FileManager.default.fileExists(atPath: cachedURL(hash).path) }
-
-    private func startReadyShards() throws {
-        for (key, shard) in waiting {
-            let needed = Array(shard.lease.inputs.values) + (shard.lease.resume.map { [$0] } ?? [])
-            guard needed.allSatisfy({ cached($0.hash) }) else { continue }
-            waiting[key] = nil
-            do {
-                try start(shard)
-                running[key] = shard
-            } catch {
-                report(key, .failure(FailureReport(lease: key, error: "could not start: \(error)", logTail: nil)), uploads: [:])
+        let shard = try SupervisedShard(lease: lease, workDirectory: options.workDirectory)
+        waiting[lease.key] = shard
+        for artifact in shard.inputs where !cache.contains(artifact.hash) && !downloads.contains(artifact.hash) {
+            if let request = try downloads.start(artifact, now: Date().timeIntervalSince1970) {
+                send(.get(request))
+            } else {
+                try completeDownload(artifact.hash)
             }
         }
+        startReadyShards()
     }
 
-    private func start(_ shard: Running) throws {
-        let lease = shard.lease
-        let key = LeaseKey(shard: lease.shard, attempt: lease.attempt)
-        let job = ShardJob(shard: lease.shard, attempt: lease.attempt, kind: lease.kind, params: lease.params,
-                           inputs: lease.inputs.mapValues { cachedURL($0.hash).path },
-                           resume: lease.resume.map { cachedURL($0.hash).path }, resumeStep: lease.resumeStep,
-                           outputDirectory: shard.directory.appendingPathComponent("out").path)
-        let jobFile = shard.directory.appendingPathComponent("job.json")
-        try JSONEncoder().encode(job).write(to: jobFile)
-        let process = try ChildProcess(executable: options.executable, arguments: ["shard", "exec", jobFile.path],
-                                       logFile: shard.directory.appendingPathComponent("log.txt"))
-        shard.process = process
-        logger.info("started \(key) (\(lease.kind)) as pid \(process.pid)")
+    private func startReadyShards() {
+        for (key, shard) in waiting where shard.inputs.allSatisfy({ cache.contains($0.hash) }) {
+            waiting[key] = nil
+            do {
+                try shard.start(executable: options.executable, cache: cache)
+                running[key] = shard
+                logger.info("started \(key) (\(shard.lease.kind), \(shard.lease.threads) threads) as pid \(shard.process?.pid ?? 0)")
+            } catch {
+                fail(key, "could not start: \(error)")
+            }
+        }
     }
 
     /// Reads what each child wrote since the last look, and finishes the ones that exited.
     private func watchChildren() {
         for (key, shard) in running {
-            guard let process = shard.process else { continue }
-            let exit = process.poll()
-            for line in process.newLines(final: exit != nil) {
-                shard.tail.append(line)
-                handleLine(line, shard: shard, key: key)
+            let (lines, exit) = shard.poll()
+            for line in lines {
+                switch line {
+                case .progress(let step, let total, let loss):
+                    shard.pendingProgress = ProgressReport(lease: key, step: step, total: total, loss: loss)
+                case .checkpoint(let step, let path):
+                    do {
+                        let hash = try cache.adopt(URL(fileURLWithPath: path))
+                        report(key, .checkpoint(CheckpointReport(lease: key, hash: hash, step: step)), uploads: [hash: "checkpoint"])
+                    } catch {
+                        logger.warning("\(key): could not keep checkpoint \(path): \(error)")
+                    }
+                }
             }
-            switch exit {
-            case .exited(let status)?: finish(key, signalled: false, status: status)
-            case .signalled(let signal)?: finish(key, signalled: true, status: signal)
-            case nil: break
-            }
+            if let exit { finish(shard, exit: exit) }
         }
     }
 
-    private func handleLine(_ line: String, shard: Running, key: LeaseKey) {
-        let fields = line.split(separator: " ", maxSplits: 3).map(String.init)
-        if fields.first == "@progress", fields.count == 4, let step = Int(fields[1]), let total = Int(fields[2]) {
-            shard.pendingProgress = ProgressReport(lease: key, step: step, total: total, loss: Double(fields[3]))
-        } else if fields.first == "@checkpoint", fields.count >= 3, let step = Int(fields[1]) {
-            let path = line.split(separator: " ", maxSplits: 2).map(String.init)[2]
-            do {
-                let hash = try storeInCache(URL(fileURLWithPath: path))
-                report(key, .checkpoint(CheckpointReport(lease: key, hash: hash, step: step)), uploads: [hash: "checkpoint"])
-            } catch {
-                logger.warning("\(key): could not keep checkpoint \(path): \(error)")
-            }
-        }
-    }
-
-    /// Progress goes up at most twice a second per shard.
+    /// Progress goes up at most every `WorkerTiming.progressSeconds` per shard.
     private func flushProgress(now: Double) {
         for shard in running.values {
-            guard let progress = shard.pendingProgress, now - shard.lastProgressSent >= 0.5 else { continue }
+            guard let progress = shard.pendingProgress, now - shard.lastProgressSent >= WorkerTiming.progressSeconds else { continue }
             send(.progress(progress))
             shard.pendingProgress = nil
             shard.lastProgressSent = now
         }
     }
 
-    private func finish(_ key: LeaseKey, signalled: Bool, status: Int32) {
-        guard let shard = running.removeValue(forKey: key) else { return }
+    private func finish(_ shard: SupervisedShard, exit: ChildProcess.Exit) {
+        let key = shard.key
+        running[key] = nil
         if let progress = shard.pendingProgress { send(.progress(progress)) }
         if shard.cancelled {
-            try? FileManager.default.removeItem(at: shard.directory)
+            shard.removeDirectory()
             return
         }
-        let tail = shard.tail.text
-        guard !signalled && status == 0 else {
-            let reason = signalled ? "shard process killed by signal \(status)\(status == SIGKILL ? " (crash or out of memory)" : "")"
-                : "shard process exited with status \(status)"
-            let lastLine = shard.tail.lastLine.map { ": \($0)" } ?? ""
-            report(key, .failure(FailureReport(lease: key, error: reason + lastLine, logTail: tail)), uploads: [:])
-            return
-        }
-        do {
-            let resultURL = shard.directory.appendingPathComponent("out/\(ShardJob.resultFile)")
-            let result = try JSONDecoder().decode(ShardResultFile.self, from: Data(contentsOf: resultURL))
-            var outputs: [String: String] = [:]
-            var uploads: [String: String] = [:]
-            for (name, path) in result.outputs {
-                let hash = try storeInCache(URL(fileURLWithPath: path))
-                outputs[name] = hash
-                uploads[hash] = name
+        switch shard.outcome(of: exit) {
+        case .failed(let error, let logTail, let permanent):
+            report(key, .failure(FailureReport(lease: key, error: error, logTail: logTail, permanent: permanent)), uploads: [:])
+        case .succeeded(let files, let summary):
+            do {
+                var outputs: [String: String] = [:]
+                var uploads: [String: String] = [:]
+                for (name, file) in files {
+                    let hash = try cache.adopt(file)
+                    outputs[name] = hash
+                    uploads[hash] = name
+                }
+                report(key, .result(ResultReport(lease: key, outputs: outputs, summary: summary)), uploads: uploads)
+                shard.removeDirectory()
+            } catch {
+                fail(key, "shard finished but its outputs could not be kept: \(error)")
             }
-            report(key, .result(ResultReport(lease: key, outputs: outputs, summary: result.summary)), uploads: uploads)
-            try? FileManager.default.removeItem(at: shard.directory)
-        } catch {
-            report(key, .failure(FailureReport(lease: key, error: "shard finished without a usable result: \(error)",
-                                               logTail: tail)), uploads: [:])
         }
     }
 
@@ -371,10 +358,13 @@ public final class Worker {
         unacknowledged[key] = nil
         waiting[key] = nil
         if let shard = running[key] {
-            shard.cancelled = true
-            shard.process?.kill()
+            shard.cancel()
             logger.info("cancelled \(key): the coordinator gave it to another worker")
         }
+    }
+
+    private func fail(_ key: LeaseKey, _ error: String) {
+        report(key, .failure(FailureReport(lease: key, error: error, logTail: nil)), uploads: [:])
     }
 
     private func report(_ key: LeaseKey, _ message: Message, uploads: [String: String]) {
@@ -389,93 +379,24 @@ public final class Worker {
         send(report.message)
     }
 
-    // MARK: artifacts
-
-    /// Moves a file into the cache under its hash. Workers of one machine may
-    /// share the cache, so files arrive there by an atomic rename.
-    private func storeInCache(_ file: URL) throws -> String {
-        let hash = try SHA256.hex(fileAt: file)
-        let target = cachedURL(hash)
-        if rename(file.path, target.path) != 0 {
-            guard errno == EXDEV else {
-                throw SweepError("cannot move \(file.path) into the cache: \(String(cString: strerror(errno)))")
-            }
-            // Another file system: copy next to the cache, then rename.
-            let staging = options.cacheDirectory.appendingPathComponent("incoming/\(hash).\(getpid())")
-            try? FileManager.default.removeItem(at: staging)
-            try FileManager.default.copyItem(at: file, to: staging)
-            guard rename(staging.path, target.path) == 0 else {
-                throw SweepError("cannot move \(staging.path) into the cache: \(String(cString: strerror(errno)))")
-            }
-            try? FileManager.default.removeItem(at: file)
-        }
-        return hash
-    }
-
     private func upload(hash: String, kind: String) {
-        guard let handle = try? FileHandle(forReadingFrom: cachedURL(hash)) else {
-            logger.error("artifact \(hash) is no longer in the cache")
-            return
-        }
-        defer { try? handle.close() }
-        let size = Int((try? handle.seekToEnd()) ?? 0)
-        try? handle.seek(toOffset: 0)
-        var offset = 0
-        repeat {
-            let data = (try? handle.read(upToCount: WireProtocol.chunkSize)) ?? Data()
-            send(.put(ChunkHeader(hash: hash, size: size, offset: offset, kind: kind), data))
-            offset += data.count
-            if data.isEmpty { break }
-        } while offset < size
-    }
-
-    private func startDownload(_ artifact: ArtifactRef) throws {
-        let path = options.cacheDirectory.appendingPathComponent("incoming/\(artifact.hash).\(getpid())")
-        _ = FileManager.default.createFile(atPath: path.path, contents: nil)
-        downloads[artifact.hash] = Download(size: artifact.size, received: 0,
-                                            handle: try FileHandle(forWritingTo: path), path: path)
-        if artifact.size == 0 {
-            try completeDownload(artifact.hash)
-        } else {
-            requestChunk(artifact.hash, offset: 0)
-        }
-    }
-
-    private func requestChunk(_ hash: String, offset: Int) {
-        send(.get(ChunkRequest(hash: hash, offset: offset, length: WireProtocol.chunkSize)))
-    }
-
-    private func receiveChunk(_ header: ChunkHeader, _ data: Data) throws {
-        guard var download = downloads[header.hash], header.offset == download.received else { return }
-        try download.handle.write(contentsOf: data)
-        download.received += data.count
-        download.lastChunk = Date().timeIntervalSince1970
-        downloads[header.hash] = download
-        if download.received >= download.size {
-            try completeDownload(header.hash)
-        } else {
-            requestChunk(header.hash, offset: download.received)
+        do {
+            try uploadChunks(of: hash, kind: kind, from: cache) { send($0) }
+        } catch {
+            logger.error("\(error)")
         }
     }
 
     private func completeDownload(_ hash: String) throws {
-        guard let download = downloads.removeValue(forKey: hash) else { return }
-        try download.handle.close()
-        let actual = try SHA256.hex(fileAt: download.path)
+        guard let actual = try downloads.finish(hash) else { return }
         guard actual == hash else {
-            try? FileManager.default.removeItem(at: download.path)
-            for (key, shard) in waiting where shard.lease.inputs.values.contains(where: { $0.hash == hash })
-                || shard.lease.resume?.hash == hash {
+            for (key, shard) in waiting where shard.needs(hash) {
                 waiting[key] = nil
-                report(key, .failure(FailureReport(lease: key, error: "artifact \(hash) arrived corrupt (hash \(actual))",
-                                                   logTail: nil)), uploads: [:])
+                fail(key, "artifact \(hash) arrived corrupt (hash \(actual))")
             }
             return
         }
-        guard rename(download.path.path, cachedURL(hash).path) == 0 else {
-            throw SweepError("cannot move \(download.path.path) into the cache: \(String(cString: strerror(errno)))")
-        }
-        try startReadyShards()
+        startReadyShards()
     }
 }
 
@@ -486,19 +407,4 @@ extension Message {
         default: return false
         }
     }
-}
-
-/// The last lines of a shard's output, kept for its failure report.
-struct LogTail {
-    private var lines: [String] = []
-    private let limit = 40
-
-    mutating func append(_ line: String) {
-        if line.hasPrefix("@progress ") || line.hasPrefix("@checkpoint ") { return }
-        lines.append(line.count > 500 ? String(line.prefix(500)) + "…" : line)
-        if lines.count > limit { lines.removeFirst(lines.count - limit) }
-    }
-
-    var text: String { lines.joined(separator: "\n") }
-    var lastLine: String? { lines.last }
 }

@@ -30,19 +30,8 @@ struct CoordinatorCommand: ParsableCommand {
     var stayUp = false
 
     func run() throws {
-        let runDirectory: URL
-        switch (sweepFile, resume) {
-        case (let file?, nil):
-            let spec = try SweepSpec.load(from: URL(fileURLWithPath: file))
-            runDirectory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
-            try Coordinator.prepareRunDirectory(runDirectory, spec: spec)
-        case (nil, let directory?):
-            runDirectory = URL(fileURLWithPath: directory)
-        default:
-            throw ValidationError("give either a sweep file or --resume RUN_DIR")
-        }
-        StopSignal.install()
         let logger = Logger(label: "coordinator")
+        // Keys first: a refused coordinator leaves nothing behind.
         var security: CoordinatorSecurity?
         switch (key, authorizedKeys) {
         case (let keyFile?, let authorized?):
@@ -52,6 +41,19 @@ struct CoordinatorCommand: ParsableCommand {
         case (nil, nil): security = nil
         default: throw ValidationError("--key and --authorized-keys go together")
         }
+        try Coordinator.checkSecurity(bind: bind, security: security)
+        let runDirectory: URL
+        switch (sweepFile, resume) {
+        case (let file?, nil):
+            let spec = try SweepSpec.load(from: URL(fileURLWithPath: file))
+            runDirectory = runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
+            try RunDirectory(runDirectory).create(spec: spec)
+        case (nil, let directory?):
+            runDirectory = URL(fileURLWithPath: directory)
+        default:
+            throw ValidationError("give either a sweep file or --resume RUN_DIR")
+        }
+        StopSignal.install()
         let coordinator = try Coordinator(runDirectory: runDirectory, bind: bind, security: security, logger: logger)
         print("coordinator on \(coordinator.endpoint), run directory \(runDirectory.path)")
         fflush(stdout)

@@ -10,10 +10,12 @@ struct ResumeCommand: ParsableCommand {
     @Argument(help: "The run directory of the sweep.")
     var runDirectory: String
 
-    @Option(help: "Local worker processes (default: one per core).")
+    @Option(help: "Shards run at once on this machine (default: one per core).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
-        try runLocalSweep(runDirectory: URL(fileURLWithPath: runDirectory), workers: workers)
+        let directory = URL(fileURLWithPath: runDirectory)
+        _ = try RunDirectory(directory).openStore(readOnly: true)
+        try runLocalSweep(runDirectory: directory, slots: workers)
     }
 }

@@ -15,7 +15,7 @@ struct RetryCommand: ParsableCommand {
 
     func run() throws {
         guard failed else { throw ValidationError("say which shards: --failed") }
-        let store = try Store(runDirectory: URL(fileURLWithPath: runDirectory))
+        let store = try RunDirectory(URL(fileURLWithPath: runDirectory)).openStore()
         let count = try store.write { tx in
             try tx.retryFailed(maxAttempts: try tx.sweepSpec().retries.maxAttempts, now: Date().timeIntervalSince1970)
         }

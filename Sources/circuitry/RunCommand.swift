@@ -13,22 +13,22 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run directory (default: runs/NAME).")
     var runDir: String?
 
-    @Option(help: "Local worker processes (default: one per core).")
+    @Option(help: "Shards run at once on this machine (default: one per core).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
         let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile))
-        let runDirectory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
-        try Coordinator.prepareRunDirectory(runDirectory, spec: spec)
-        try runLocalSweep(runDirectory: runDirectory, workers: workers)
+        let runDirectory = runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
+        try RunDirectory(runDirectory).create(spec: spec)
+        try runLocalSweep(runDirectory: runDirectory, slots: workers)
     }
 }
 
 /// Shared by `run` and `resume`.
-func runLocalSweep(runDirectory: URL, workers: Int) throws {
-    guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+func runLocalSweep(runDirectory: URL, slots: Int) throws {
+    guard slots >= 1 else { throw ValidationError("--workers must be at least 1") }
     StopSignal.install()
-    let counts = try LocalSweep(options: .init(runDirectory: runDirectory, workers: workers)).run()
+    let counts = try LocalSweep(options: .init(runDirectory: runDirectory, slots: slots)).run()
     print(StatusReport.table(try StatusReport.snapshot(runDirectory: runDirectory)))
     print(try RunReport.write(runDirectory: runDirectory), terminator: "")
     print("run directory: \(runDirectory.path)")

@@ -14,12 +14,8 @@ struct ShardCommand: ParsableCommand {
         @Argument var jobFile: String
 
         func run() throws {
-            do {
-                try ShardRunner.execute(jobFile: URL(fileURLWithPath: jobFile))
-            } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                throw ExitCode(2)
-            }
+            let status = ShardRunner.main(jobFile: URL(fileURLWithPath: jobFile))
+            if status != 0 { throw ExitCode(status) }
         }
     }
 }

@@ -130,7 +130,7 @@ class ClusterTestCase: XCTestCase {
 
     func snapshot() -> StatusReport.Snapshot? { try? StatusReport.snapshot(runDirectory: runDirectory) }
     func finished() -> Bool { snapshot()?.finished ?? false }
-    func store() throws -> Store { try Store(runDirectory: runDirectory, readOnly: true) }
+    func store() throws -> Store { try RunDirectory(runDirectory).openStore(readOnly: true) }
 
     func events() throws -> [(at: Double, shard: String?, event: String, detail: String?)] {
         try store().read { try $0.events(limit: 100_000) }.reversed()
@@ -157,4 +157,10 @@ class ClusterTestCase: XCTestCase {
         status.waitUntilExit()
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: output) as? [String: Any])
     }
+}
+
+/// A new sweep store in `directory`, as `RunDirectory.create` makes it.
+func newStore(_ directory: URL) throws -> Store {
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return try Store(url: RunDirectory(directory).store, mode: .create)
 }

@@ -107,7 +107,7 @@ final class CurveTests: XCTestCase {
               step_seconds: 0
             """, file: "curve.yaml")
         let run = directory.appendingPathComponent("run")
-        try Coordinator.prepareRunDirectory(run, spec: spec)
+        try RunDirectory(run).create(spec: spec)
         return run
     }
 
@@ -209,7 +209,7 @@ final class CurveTests: XCTestCase {
             try client.setLinger(0)
             if encrypted { try client.makeCurveClient(serverPublicKey: server.publicKey, keyPair: worker) }
             try client.connect("tcp://127.0.0.1:\(relay.port)")
-            try client.send(Message.hello(Hello(worker: marker, slots: 1, running: [])).encoded())
+            try client.send(Message.hello(Hello(worker: marker, incarnation: "test", slots: 1, running: [])).encoded())
             var welcomed = false
             let deadline = Date().addingTimeInterval(10)
             while !welcomed && Date() < deadline {

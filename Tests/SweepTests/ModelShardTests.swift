@@ -52,7 +52,8 @@ final class ModelShardTests: XCTestCase {
             """, file: "tiny.yaml")
         let shards = plan(spec)
         let prepare = try ShardRunner.run(job(shards[0], inputs: [:], name: "prepare")) { _ in }
-        XCTAssertEqual(Set(prepare.outputs.keys), ["tokenizer", "train_tokens", "held_out_tokens", "tasks"])
+        XCTAssertEqual(Set(prepare.outputs.keys), ["tokenizer", "train_tokens", "held_out_tokens", "tasks", "task_errors"])
+        XCTAssertEqual(try TaskErrorsFile.load(prepare.outputs["task_errors"]!), [:], "every task was made")
         let pairs = try TaskPairsFile.load(prepare.outputs["tasks"]!)
         XCTAssertEqual(pairs.map(\.task).sorted(), ["bracket_brace", "var_swap"])
         XCTAssertEqual(pairs[0].train.count, 16, "8 pairs, two prompts each")

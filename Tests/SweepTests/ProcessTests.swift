@@ -231,7 +231,7 @@ final class ProcessTests: ClusterTestCase {
             try intruder.send([Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) })])
         }
         try intruder.send([Data("CSW".utf8) + Data([1, 1]) + Data("{\"worker\":".utf8)])
-        var otherVersion = Message.hello(Hello(worker: "future", slots: 4, running: [])).encoded()
+        var otherVersion = Message.hello(Hello(worker: "future", incarnation: "test", slots: 4, running: [])).encoded()
         otherVersion[0][3] = WireProtocol.version + 1
         try intruder.send(otherVersion)
         try intruder.send(Message.request(5).encoded() + [Data([1, 2, 3])])
@@ -248,6 +248,90 @@ final class ProcessTests: ClusterTestCase {
         waitUntil("the coordinator exited", timeout: 10) { !coordinator.isRunning }
         XCTAssertEqual(coordinator.terminationStatus, 0)
         let log = try String(contentsOf: directory.appendingPathComponent("coordinator.log"), encoding: .utf8)
-        XCTAssertTrue(log.contains("protocol version 2 is not supported"), log)
+        XCTAssertTrue(log.contains("protocol version \(WireProtocol.version + 1) is not supported"), log)
+    }
+
+    // MARK: failures that cannot succeed on retry (and those that can)
+
+    func testADeterministicFailureFailsAtOnceAndATaskThatCannotBePreparedFailsOnlyItsPruneShards() throws {
+        let invalid = "prune/d0.25-w64-a0.25-s0/var_swap"
+        let crashing = "train/d1-w64-a0.25-s0"
+        let sweep = try loopbackSweep(tasks: ["var_swap", "if_equals"], extra: """
+              fail_permanently: [\(invalid)]
+              unpreparable_tasks: [if_equals]
+              crash_first_attempt: [\(crashing)]
+            """)
+        let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--workers", "2"])
+        XCTAssertEqual(run.status, 1, run.output)
+        let shards = try XCTUnwrap(snapshot()).shards
+        func shard(_ id: String) -> ShardStatus? { shards.first { $0.id == id } }
+        // A deterministic error: one attempt, its message, and the log's last line.
+        XCTAssertEqual(shard(invalid)?.state, .failed)
+        XCTAssertEqual(shard(invalid)?.attempts, 1)
+        XCTAssertTrue(shard(invalid)?.error?.contains("exited with status 4 (not retried)") ?? false, shard(invalid)?.error ?? "")
+        XCTAssertTrue(shard(invalid)?.error?.contains("simulate.fail_permanently") ?? false, shard(invalid)?.error ?? "")
+        // The task that cannot be made fails its own prune shards at once, and nothing else.
+        for density in ["1", "0.25"] {
+            let prune = try XCTUnwrap(shard("prune/d\(density)-w64-a0.25-s0/if_equals"))
+            XCTAssertEqual(prune.state, .failed)
+            XCTAssertEqual(prune.attempts, 1)
+            XCTAssertTrue(prune.error?.contains("task if_equals could not be prepared") ?? false, prune.error ?? "")
+        }
+        // A killed child keeps its retries.
+        XCTAssertEqual(shard(crashing)?.state, .done)
+        XCTAssertEqual(shard(crashing)?.attempts, 2)
+        XCTAssertEqual(shards.filter { $0.state == .done }.map(\.id).sorted(),
+                       ["prepare", "prune/d1-w64-a0.25-s0/var_swap", crashing, "train/d0.25-w64-a0.25-s0"].sorted())
+        // The local worker has two slots and prepare is all there is to run at first: it gets both threads.
+        let logs = RunDirectory(runDirectory).logs
+        let workerLog = try FileManager.default.contentsOfDirectory(atPath: logs.path)
+            .map { try String(contentsOf: logs.appendingPathComponent($0), encoding: .utf8) }.joined()
+        XCTAssertTrue(workerLog.contains("(prepare, 2 threads)"), workerLog)
+    }
+
+    // MARK: commands and directories
+
+    func testCommandsOnAMissingRunDirectoryCreateNothing() throws {
+        let missing = directory.appendingPathComponent("missing-run")
+        for arguments in [["resume", missing.path], ["retry", missing.path, "--failed"], ["status", missing.path],
+                          ["report", missing.path], ["coordinator", "--resume", missing.path, "--bind", "tcp://127.0.0.1:\(try freePort())"]] {
+            let result = try runBinary(arguments)
+            XCTAssertNotEqual(result.status, 0, "\(arguments): \(result.output)")
+            XCTAssertTrue(result.output.contains("no run directory at \(missing.path)"), "\(arguments): \(result.output)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: missing.path), "\(arguments) created the directory")
+        }
+        // An empty store file stays empty: nothing writes a schema into it.
+        try FileManager.default.createDirectory(at: missing, withIntermediateDirectories: true)
+        let store = RunDirectory(missing).store
+        _ = FileManager.default.createFile(atPath: store.path, contents: nil)
+        for arguments in [["resume", missing.path], ["retry", missing.path, "--failed"],
+                          ["coordinator", "--resume", missing.path, "--bind", "tcp://127.0.0.1:\(try freePort())"]] {
+            let result = try runBinary(arguments)
+            XCTAssertNotEqual(result.status, 0, "\(arguments): \(result.output)")
+            XCTAssertTrue(result.output.contains("\(store.path) is empty"), "\(arguments): \(result.output)")
+            XCTAssertEqual(try Data(contentsOf: store).count, 0, "\(arguments) wrote into the empty store")
+        }
+        // A coordinator refused for want of keys leaves no run directory behind.
+        let refused = try runBinary(["coordinator", try loopbackSweep().path, "--bind", "tcp://0.0.0.0:\(try freePort())",
+                                     "--run-dir", runDirectory.path])
+        XCTAssertNotEqual(refused.status, 0, refused.output)
+        XCTAssertTrue(refused.output.contains("refusing to bind"), refused.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runDirectory.path))
+    }
+
+    func testAWorkerThatCannotReachItsCoordinatorStopsAtOnceOnSIGTERM() throws {
+        let port = try freePort()
+        let sweep = try sweepFile(heartbeatSeconds: 0.1, workerDeadSeconds: 0.3)
+        let coordinator = try coordinator(sweep, port: port)
+        let worker = try self.worker("lonely", port: port)
+        waitUntil("the worker joined") { (try? events())?.contains { $0.event == "worker_joined" } ?? false }
+        kill(coordinator.processIdentifier, SIGKILL)
+        // Silent coordinator: the worker reconnects again and again, waiting longer each time
+        // (0.25 s, 0.5 s, 1 s, 2 s, then 4 s from about 5 s on).
+        Thread.sleep(forTimeInterval: 6)
+        let sent = Date()
+        kill(worker.processIdentifier, SIGTERM)
+        waitUntil("the worker exited", timeout: 15) { !worker.isRunning }
+        XCTAssertLessThan(Date().timeIntervalSince(sent), 1, "the worker took this long to stop on SIGTERM")
     }
 }

@@ -123,7 +123,7 @@ final class ProtocolFuzzTests: ClusterTestCase {
     private static func allSeeds() -> [[Data]] {
         let key = LeaseKey(shard: "prune/d1-w64-a0.25-s0/var_swap", attempt: 3)
         return coordinatorSeeds() + [
-            Message.hello(Hello(worker: "w", slots: 2, running: [key])).encoded(),
+            Message.hello(Hello(worker: "w", incarnation: "test", slots: 2, running: [key])).encoded(),
             Message.request(3).encoded(),
         ]
     }
@@ -212,7 +212,7 @@ final class ProtocolFuzzTests: ClusterTestCase {
         }
         var welcomed = Set<Int>()
         for (index, dealer) in dealers.enumerated() {
-            try dealer.send(Message.hello(Hello(worker: "\(ProtocolFuzzTests.probe)\(index)", slots: 1, running: [])).encoded())
+            try dealer.send(Message.hello(Hello(worker: "\(ProtocolFuzzTests.probe)\(index)", incarnation: "test", slots: 1, running: [])).encoded())
         }
         let deadline = Date().addingTimeInterval(60)
         while welcomed.count < dealers.count && Date() < deadline && coordinator.isRunning {

@@ -9,7 +9,7 @@ final class ProtocolTests: XCTestCase {
         let lease = Lease(shard: key.shard, attempt: 2, kind: "train", params: "{}",
                           inputs: ["prepare.data": ArtifactRef(hash: hash, size: 10)], resume: nil, resumeStep: nil)
         let messages: [Message] = [
-            .hello(Hello(worker: "w", slots: 2, running: [key])), .request(3), .heartbeat,
+            .hello(Hello(worker: "w", incarnation: "test", slots: 2, running: [key])), .request(3), .heartbeat,
             .progress(ProgressReport(lease: key, step: 5, total: 10, loss: 2.5)),
             .result(ResultReport(lease: key, outputs: ["checkpoint": hash], summary: "{\"x\":1}")),
             .failure(FailureReport(lease: key, error: "boom", logTail: "line")),
@@ -44,7 +44,7 @@ final class ProtocolTests: XCTestCase {
         var frame = Message.heartbeat.encoded()[0]
         frame[3] = WireProtocol.version + 1
         XCTAssertThrowsError(try Message.decode([frame])) { error in
-            XCTAssertTrue("\(error)".contains("protocol version 2 is not supported"), "\(error)")
+            XCTAssertTrue("\(error)".contains("protocol version \(WireProtocol.version + 1) is not supported"), "\(error)")
         }
     }
 }

@@ -30,7 +30,7 @@ final class ReportLoaderTests: XCTestCase {
             try tx.registerArtifact(hash: hash, size: data.count, kind: name, now: 1)
             hashes[name] = hash
         }
-        XCTAssertEqual(try tx.recordResult(shard: lease.shard, attempt: lease.attempt, outputs: hashes,
+        XCTAssertEqual(try tx.recordResult(lease.key, outputs: hashes,
                                            summary: encodeSummary(summary), now: 2), .recorded)
     }
 
@@ -44,7 +44,7 @@ final class ReportLoaderTests: XCTestCase {
             retries:
               max_attempts: 1
             """, file: "loader.yaml")
-        let store = try Store(runDirectory: runDirectory)
+        let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
         // prepare, then both models (the sparse one cannot be trained), then the dense model's prunes
         try store.write { tx in
@@ -56,7 +56,7 @@ final class ReportLoaderTests: XCTestCase {
                     try finish(tx, lease, outputs: ["checkpoint": Data("model".utf8)],
                                summary: ["pretrain_loss": 1.25, "nonzero_weights": 168_256])
                 } else {
-                    _ = try tx.recordFailure(shard: lease.shard, attempt: lease.attempt, error: "killed by signal 9",
+                    _ = try tx.recordFailure(lease.key, error: "killed by signal 9",
                                              logTail: nil, retries: spec.retries, now: 2)
                 }
             }
@@ -102,7 +102,7 @@ final class ReportLoaderTests: XCTestCase {
               d_model: [64]
               task: [single_double_quote]
             """, file: "broken.yaml")
-        let store = try Store(runDirectory: runDirectory)
+        let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
         try store.write { tx in
             for _ in 0..<3 {

@@ -17,7 +17,7 @@ final class StoreTests: XCTestCase {
         var spec = try SweepSpec.parse("grid: {density: [1.0], d_model: [64], task: [var_swap, if_equals]}", file: "t.yaml")
         spec.retries.maxAttempts = maxAttempts
         spec.retries.backoffSeconds = 10
-        let store = try Store(runDirectory: directory)
+        let store = try newStore(directory)
         try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
         return (store, spec)
     }
@@ -34,19 +34,19 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(first.map(\.shard), ["prepare"], "only the prepare shard is ready at the start")
         XCTAssertEqual(first[0].attempt, 1)
         let data = try artifact(store, "data")
-        XCTAssertEqual(try store.write { try $0.recordResult(shard: "prepare", attempt: 1, outputs: ["data": data],
+        XCTAssertEqual(try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data],
                                                              summary: "{}", now: 2) }, .recorded)
-        XCTAssertEqual(try store.write { try $0.recordResult(shard: "prepare", attempt: 1, outputs: ["data": data],
+        XCTAssertEqual(try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data],
                                                              summary: "{}", now: 3) }, .stale, "a duplicate is ignored")
         let train = try store.write { try $0.lease(owner: "w2", count: 10, now: 3, expiry: 8) }
         XCTAssertEqual(train.map(\.shard), ["train/d1-w64-a0.25-s0"])
         XCTAssertEqual(train[0].inputs, ["prepare.data": ArtifactRef(hash: data, size: 4)])
 
         let missing = String(repeating: "0", count: 64)
-        XCTAssertEqual(try store.write { try $0.recordResult(shard: train[0].shard, attempt: 1, outputs: ["checkpoint": missing],
+        XCTAssertEqual(try store.write { try $0.recordResult(LeaseKey(shard: train[0].shard, attempt: 1), outputs: ["checkpoint": missing],
                                                              summary: "{}", now: 4) }, .missingArtifacts([missing]))
         let checkpoint = try artifact(store, "weights")
-        XCTAssertEqual(try store.write { try $0.recordResult(shard: train[0].shard, attempt: 1,
+        XCTAssertEqual(try store.write { try $0.recordResult(LeaseKey(shard: train[0].shard, attempt: 1),
                                                              outputs: ["checkpoint": checkpoint], summary: "{}", now: 4) }, .recorded)
         let prune = try store.write { try $0.lease(owner: "w1", count: 10, now: 5, expiry: 10) }
         XCTAssertEqual(prune.count, 2)
@@ -56,14 +56,14 @@ final class StoreTests: XCTestCase {
 
     func testEveryModelStartsTrainingBeforeCircuitsArePruned() throws {
         let spec = try SweepSpec.parse("grid: {density: [1.0, 0.5], d_model: [64], task: [var_swap]}", file: "t.yaml")
-        let store = try Store(runDirectory: directory)
+        let store = try newStore(directory)
         try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
         let data = try artifact(store, "data")
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
-        _ = try store.write { try $0.recordResult(shard: "prepare", attempt: 1, outputs: ["data": data], summary: "{}", now: 1) }
+        _ = try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data], summary: "{}", now: 1) }
         let first = try store.write { try $0.lease(owner: "w", count: 1, now: 1, expiry: 5) }
         XCTAssertEqual(first.map(\.shard), ["train/d1-w64-a0.25-s0"])
-        _ = try store.write { try $0.recordResult(shard: first[0].shard, attempt: 1, outputs: ["checkpoint": data], summary: "{}", now: 2) }
+        _ = try store.write { try $0.recordResult(LeaseKey(shard: first[0].shard, attempt: 1), outputs: ["checkpoint": data], summary: "{}", now: 2) }
         let next = try store.write { try $0.lease(owner: "w", count: 2, now: 2, expiry: 5) }
         XCTAssertEqual(next.map(\.shard), ["train/d0.5-w64-a0.25-s0", "prune/d1-w64-a0.25-s0/var_swap"])
     }
@@ -71,15 +71,15 @@ final class StoreTests: XCTestCase {
     func testFailuresBackOffThenFailTheShardAndItsDependents() throws {
         let (store, spec) = try makeStore(maxAttempts: 2)
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
-        let retry = try store.write { try $0.recordFailure(shard: "prepare", attempt: 1, error: "boom", logTail: "tail",
+        let retry = try store.write { try $0.recordFailure(LeaseKey(shard: "prepare", attempt: 1), error: "boom", logTail: "tail",
                                                           retries: spec.retries, now: 1) }
         XCTAssertEqual(retry, .retrying(notBefore: 11))
         XCTAssertTrue(try store.write { try $0.lease(owner: "w", count: 1, now: 5, expiry: 10) }.isEmpty, "backing off")
         let second = try store.write { try $0.lease(owner: "w", count: 1, now: 11, expiry: 16) }
         XCTAssertEqual(second.map(\.attempt), [2])
-        XCTAssertEqual(try store.write { try $0.recordFailure(shard: "prepare", attempt: 1, error: "late", logTail: nil,
+        XCTAssertEqual(try store.write { try $0.recordFailure(LeaseKey(shard: "prepare", attempt: 1), error: "late", logTail: nil,
                                                               retries: spec.retries, now: 12) }, .stale)
-        XCTAssertEqual(try store.write { try $0.recordFailure(shard: "prepare", attempt: 2, error: "boom again", logTail: "last lines",
+        XCTAssertEqual(try store.write { try $0.recordFailure(LeaseKey(shard: "prepare", attempt: 2), error: "boom again", logTail: "last lines",
                                                               retries: spec.retries, now: 12) }, .failed)
         let shards = try store.read { try $0.shards() }
         XCTAssertTrue(shards.allSatisfy { $0.state == .failed })
@@ -97,18 +97,18 @@ final class StoreTests: XCTestCase {
     func testAdoptionAndCheckpoints() throws {
         let (store, _) = try makeStore()
         _ = try store.write { try $0.lease(owner: "old", count: 1, now: 0, expiry: 5) }
-        XCTAssertFalse(try store.write { try $0.adoptLease(shard: "prepare", attempt: 2, owner: "new", now: 1) })
-        XCTAssertTrue(try store.write { try $0.adoptLease(shard: "prepare", attempt: 1, owner: "new", now: 1) })
+        XCTAssertFalse(try store.write { try $0.adoptLease(LeaseKey(shard: "prepare", attempt: 2), owner: "new", now: 1) })
+        XCTAssertTrue(try store.write { try $0.adoptLease(LeaseKey(shard: "prepare", attempt: 1), owner: "new", now: 1) })
         XCTAssertEqual(try store.read { try $0.activeLeases() }.first?.owner, "new")
         let hash = try artifact(store, "half-trained")
-        XCTAssertEqual(try store.write { try $0.recordCheckpoint(shard: "prepare", attempt: 1, hash: hash, step: 5, now: 2) }, .recorded)
-        XCTAssertEqual(try store.write { try $0.recordCheckpoint(shard: "prepare", attempt: 9, hash: hash, step: 6, now: 2) }, .stale)
+        XCTAssertEqual(try store.write { try $0.recordCheckpoint(LeaseKey(shard: "prepare", attempt: 1), hash: hash, step: 5, now: 2) }, .recorded)
+        XCTAssertEqual(try store.write { try $0.recordCheckpoint(LeaseKey(shard: "prepare", attempt: 9), hash: hash, step: 6, now: 2) }, .stale)
     }
 
     func testStatusCanReadWhileTheCoordinatorWrites() throws {
         let (store, _) = try makeStore()
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
-        try store.write { try $0.recordProgress(shard: "prepare", attempt: 1, step: 3, total: 9, loss: 1.5, now: 1) }
+        try store.write { try $0.recordProgress(LeaseKey(shard: "prepare", attempt: 1), step: 3, total: 9, loss: 1.5, now: 1) }
         let snapshot = try StatusReport.snapshot(runDirectory: directory)
         XCTAssertFalse(snapshot.finished)
         XCTAssertEqual(snapshot.shards.first?.step, 3)
@@ -119,5 +119,64 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(first["kind"] as? String, "prepare")
         XCTAssertEqual(first["state"] as? String, "leased")
         XCTAssertEqual(first["attempts"] as? Int, 1)
+    }
+
+    func testRetryClearsTheMessagesOfTheAttemptsBefore() throws {
+        let (store, spec) = try makeStore(maxAttempts: 1)
+        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
+        _ = try store.write { try $0.recordFailure(LeaseKey(shard: "prepare", attempt: 1), error: "boom", logTail: "tail",
+                                                   retries: spec.retries, now: 1) }
+        XCTAssertTrue(try store.read { try $0.shards() }.dropFirst().allSatisfy { $0.error?.contains("prepare, failed") ?? false })
+        _ = try store.write { try $0.retryFailed(maxAttempts: 1, now: 2) }
+        let shards = try store.read { try $0.shards() }
+        XCTAssertTrue(shards.allSatisfy { $0.state == .pending && $0.error == nil && $0.logTail == nil },
+                      shards.map { "\($0.id): \($0.error ?? "-")" }.joined(separator: "\n"))
+        XCTAssertEqual(try store.read { try $0.attempts(ofShard: "prepare") }.first?.error, "boom", "the history stays")
+    }
+
+    func testABrokenStoreFileIsNamedAndLeftAsItIs() throws {
+        let run = RunDirectory(directory)
+        // Closed, so the whole store is in its file and not in the write-ahead log.
+        do { _ = try makeStore() }
+        let good = try Data(contentsOf: run.store)
+        XCTAssertGreaterThan(good.count, 3 * 4096)
+        let cases: [(String, Data, String)] = [
+            ("empty", Data(), "is empty"),
+            ("garbage", Data("this is not a database, it is a shopping list\n".utf8), "not a sweep store"),
+            ("truncated", good.prefix(good.count / 3), "store.sqlite"),
+        ]
+        for (name, content, expected) in cases {
+            try? FileManager.default.removeItem(at: run.store.appendingPathExtension("wal"))
+            try? FileManager.default.removeItem(at: run.store.appendingPathExtension("shm"))
+            try content.write(to: run.store)
+            for readOnly in [false, true] {
+                XCTAssertThrowsError(try run.openStore(readOnly: readOnly).read { try $0.counts() }, name) { error in
+                    XCTAssertTrue("\(error)".contains(run.store.path), "\(name): \(error)")
+                    XCTAssertTrue("\(error)".contains(expected), "\(name): \(error)")
+                    XCTAssertFalse("\(error)".contains("SQLite error"), "\(name): \(error)")
+                }
+                XCTAssertEqual(try Data(contentsOf: run.store), content, "\(name): the file was not written")
+            }
+        }
+        XCTAssertThrowsError(try RunDirectory(directory.appendingPathComponent("nonesuch")).openStore()) {
+            XCTAssertTrue("\($0)".contains("no run directory at"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("nonesuch").path))
+    }
+
+    func testAFullDiskIsAnErrorNamingTheFile() throws {
+        let artifacts = try ArtifactStore(directory: directory.appendingPathComponent("artifacts"))
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let partial = artifacts.incoming.appendingPathComponent("full")
+        try FileManager.default.createSymbolicLink(atPath: partial.path, withDestinationPath: "/dev/full")
+        XCTAssertThrowsError(try artifacts.append(Data(count: 100), to: partial)) { error in
+            XCTAssertEqual("\(error)", "cannot write \(partial.path): No space left on device")
+        }
+        // Foundation's own wording of the same error becomes errno's, with the file.
+        let error = fileError("cannot write", partial, CocoaError(.fileWriteOutOfSpace))
+        XCTAssertEqual(error.description, "cannot write \(partial.path): No space left on device")
+        // As a shard's child reports a failed write of its own.
+        XCTAssertEqual(describe(CocoaError(.fileWriteOutOfSpace, userInfo: [NSFilePathErrorKey: partial.path])),
+                       "cannot use \(partial.path): No space left on device")
     }
 }

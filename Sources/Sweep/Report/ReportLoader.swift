@@ -1,31 +1,27 @@
 import Foundation
-import GRDB
 
 extension ReportData {
     /// Reads a run's store (finished or still running) into report data: every train shard is a
     /// model (its pretraining loss once done), every done prune shard contributes its curve.
     public static func load(runDirectory: URL) throws -> ReportData {
-        let store = try Store(runDirectory: runDirectory, readOnly: true)
-        let artifacts = runDirectory.appendingPathComponent("artifacts")
+        let run = RunDirectory(runDirectory)
+        let store = try run.openStore(readOnly: true)
+        let artifacts = run.artifacts
         return try store.read { tx in
             let spec = try tx.sweepSpec()
-            let rows = try Row.fetchAll(tx.db, sql: """
-                SELECT s.seq, s.id, s.kind, s.params, s.state, s.attempts, s.last_error, r.summary
-                FROM shards s LEFT JOIN results r ON r.shard_seq = s.seq ORDER BY s.seq
-                """)
             var models: [ReportModel] = []
             var circuits: [ReportCircuit] = []
             var shards: [ReportShard] = []
-            for row in rows {
-                let id: String = row["id"], kind: String = row["kind"], state: String = row["state"]
-                shards.append(ReportShard(id: id, kind: kind, state: state, attempts: row["attempts"],
-                                          error: state == ShardState.done.rawValue ? nil : row["last_error"]))
-                guard let point = try ShardParams.decode(row["params"]).point else { continue }
+            for row in try tx.shardRecords() {
+                let id = row.id, kind = row.kind, state = row.state
+                shards.append(ReportShard(id: id, kind: kind, state: state, attempts: row.attempts,
+                                          error: state == ShardState.done.rawValue ? nil : row.lastError))
+                guard let point = try ShardParams.decode(row.params).point else { continue }
                 let model = ReportModel(point: point, embedDensity: spec.model.embedDensity)
                 switch kind {
                 case ShardKindName.train:
                     var trained = model
-                    if state == ShardState.done.rawValue, let summary = decodeSummary(row["summary"]) {
+                    if state == ShardState.done.rawValue, let summary = decodeSummary(row.summary) {
                         trained.pretrainLoss = summary["pretrain_loss"]
                         trained.nonzeroWeights = summary["nonzero_weights"].map { Int($0) }
                     }

@@ -158,7 +158,7 @@ public enum HeadlineText {
 /// The report of a run as `run`, `coordinator` and `status` show it: the headline table and where
 /// the report files are.
 public enum RunReport {
-    public static func directory(of runDirectory: URL) -> URL { runDirectory.appendingPathComponent("report") }
+    public static func directory(of runDirectory: URL) -> URL { RunDirectory(runDirectory).report }
 
     /// Writes the report into RUN_DIR/report and returns the headline table and its location.
     public static func write(runDirectory: URL) throws -> String {
