@@ -109,7 +109,7 @@ public final class GPT {
     static let sparseProductCutoff = 1.0 / 32
     /// d loss / d mask of the last backward after an ablated forward (global node order).
     public internal(set) var nodeMaskGradient: [Float] = []
-    /// When attached, forward, backward and `Trainer.step` add their phases' wall time to it.
+    /// When attached, forward, backward and `Trainer.step` add their phases' wall and CPU time to it.
     public var phaseTimes: PhaseTimes?
 
     /// A model with the SPEC 2 initialisation drawn from `seed`.
@@ -323,12 +323,12 @@ public final class GPT {
     func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
                         outFeatures: Int, sparse: SparseMatrix?, ablatedAt nodeOffset: Int? = nil) {
         timed(.forwardProducts) {
-            linearUntimed(out, input, weight: offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
+            denseOrSparseProduct(out, input, weight: offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
                           ablatedAt: nodeOffset)
         }
     }
 
-    private func linearUntimed(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
+    private func denseOrSparseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
                                outFeatures: Int, sparse: SparseMatrix?, ablatedAt nodeOffset: Int?) {
         if let sparse, let ablation, let nodeOffset, separatesPrunedColumns {
             ablatedSparseProduct(out, input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
