@@ -10,4 +10,8 @@ public protocol AblatableModel: AnyObject {
     /// (global node order). With `maskGradient`, also d loss / d m per node; the weights get no
     /// gradient.
     func taskLoss(_ pairs: TaskPairs, masks: [Float], means: [Float], maskGradient: Bool) throws -> (loss: Float, maskGradient: [Float]?)
+
+    /// Per prompt, the correct-minus-wrong candidate logit difference under the same ablation:
+    /// the task loss is the mean of softplus(−margin). Calibration (`LogitCalibration`) needs them.
+    func logitMargins(_ pairs: TaskPairs, masks: [Float], means: [Float]) throws -> [Float]
 }

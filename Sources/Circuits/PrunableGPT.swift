@@ -48,6 +48,58 @@ public final class PrunableGPT: AblatableModel {
 
     public func taskLoss(_ pairs: TaskPairs, masks: [Float], means: [Float], maskGradient: Bool) throws -> (loss: Float, maskGradient: [Float]?) {
         let n = model.nodes.count
+        try check(pairs, masks: masks, means: means)
+        let ablation = NodeAblation(mask: masks, mean: means)
+        let chunks = promptChunks(pairs)
+        let results = try runChunks(chunks) { rows, engine in
+            var tokens: [Int32] = []
+            tokens.reserveCapacity(rows.reduce(0) { $0 + Int(pairs.lengths[$1]) })
+            for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + Int(pairs.lengths[r]))] }
+            return try engine.answerTaskLoss(tokens: tokens, lengths: rows.map { pairs.lengths[$0] },
+                                             candidates: rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) },
+                                             ablation: ablation, maskGradient: maskGradient)
+        }
+        var loss: Double = 0
+        var gradient = maskGradient ? [Double](repeating: 0, count: n) : []
+        for (rows, chunk) in zip(chunks, results) {
+            let weight = Double(rows.count) / Double(pairs.count)
+            loss += Double(chunk.loss) * weight
+            if let chunkGradient = chunk.maskGradient {
+                for i in 0..<n { gradient[i] += Double(chunkGradient[i]) * weight }
+            }
+        }
+        return (Float(loss), maskGradient ? gradient.map(Float.init) : nil)
+    }
+
+    /// The margins come from the engine's full forward of each chunk (right-padded to the chunk's
+    /// longest prompt, which the causal model never reads past), since the task path returns only
+    /// the mean loss. Per prompt: logit(correct) − logit(wrong) at its last position.
+    public func logitMargins(_ pairs: TaskPairs, masks: [Float], means: [Float]) throws -> [Float] {
+        try check(pairs, masks: masks, means: means)
+        let ablation = NodeAblation(mask: masks, mean: means)
+        let chunks = promptChunks(pairs)
+        let vocab = model.config.vocab
+        let results = try runChunks(chunks) { rows, engine -> [Float] in
+            let width = Int(rows.map { pairs.lengths[$0] }.max()!)
+            var tokens: [Int32] = []
+            tokens.reserveCapacity(rows.count * width)
+            for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + width)] }
+            try engine.forward(tokens: tokens, batch: rows.count, length: width, ablation: ablation)
+            let logits = engine.logits.pointer
+            return rows.enumerated().map { i, r in
+                let row = (i * width + Int(pairs.lengths[r]) - 1) * vocab
+                return logits[row + Int(pairs.candidates[2 * r])] - logits[row + Int(pairs.candidates[2 * r + 1])]
+            }
+        }
+        var margins = [Float](repeating: 0, count: pairs.count)
+        for (rows, chunk) in zip(chunks, results) {
+            for (r, margin) in zip(rows, chunk) { margins[r] = margin }
+        }
+        return margins
+    }
+
+    private func check(_ pairs: TaskPairs, masks: [Float], means: [Float]) throws {
+        let n = model.nodes.count
         guard masks.count == n, means.count == n else {
             throw CircuitError.shapeMismatch("\(masks.count) masks and \(means.count) means for \(n) nodes")
         }
@@ -57,50 +109,41 @@ public final class PrunableGPT: AblatableModel {
         guard let longest = pairs.lengths.max(), Int(longest) <= model.config.context else {
             throw CircuitError.invalidPairs("a prompt is longer than the model context \(model.config.context)")
         }
-        let ablation = NodeAblation(mask: masks, mean: means)
+    }
+
+    /// Prompt indices sorted by length, in chunks of at most `chunkPrompts`.
+    private func promptChunks(_ pairs: TaskPairs) -> [[Int]] {
         let order = pairs.lengths.indices.sorted { (pairs.lengths[$0], $0) < (pairs.lengths[$1], $1) }
-        let chunks = stride(from: 0, to: order.count, by: chunkPrompts).map { Array(order[$0..<min($0 + chunkPrompts, order.count)]) }
-        func evaluate(_ rows: [Int], on engine: GPT) throws -> (loss: Float, maskGradient: [Float]?) {
-            var tokens: [Int32] = []
-            tokens.reserveCapacity(rows.reduce(0) { $0 + Int(pairs.lengths[$1]) })
-            for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + Int(pairs.lengths[r]))] }
-            return try engine.answerTaskLoss(tokens: tokens, lengths: rows.map { pairs.lengths[$0] },
-                                             candidates: rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) },
-                                             ablation: ablation, maskGradient: maskGradient)
-        }
-        var results = [Result<(loss: Float, maskGradient: [Float]?), Error>?](repeating: nil, count: chunks.count)
+        return stride(from: 0, to: order.count, by: chunkPrompts).map { Array(order[$0..<min($0 + chunkPrompts, order.count)]) }
+    }
+
+    /// `evaluate` on every chunk, spread over the engines (longest chunks first, each taken by the
+    /// next free engine); results in chunk order.
+    private func runChunks<T>(_ chunks: [[Int]], _ evaluate: ([Int], GPT) throws -> T) throws -> [T] {
+        var results = [Result<T, Error>?](repeating: nil, count: chunks.count)
         let engines = [model] + replicas
         if engines.count == 1 || chunks.count == 1 {
-            for (i, rows) in chunks.enumerated() { results[i] = Result { try evaluate(rows, on: model) } }
+            for (i, rows) in chunks.enumerated() { results[i] = Result { try evaluate(rows, model) } }
         } else {
-            // Longest chunks first, each taken by the next free engine.
             let lock = NSLock()
             var next = chunks.count
-            DispatchQueue.concurrentPerform(iterations: min(engines.count, chunks.count)) { worker in
-                while true {
-                    lock.lock()
-                    next -= 1
-                    let i = next
-                    lock.unlock()
-                    guard i >= 0 else { return }
-                    let outcome = Result { try evaluate(chunks[i], on: engines[worker]) }
-                    lock.lock()
-                    results[i] = outcome
-                    lock.unlock()
+            withoutActuallyEscaping(evaluate) { evaluate in
+                DispatchQueue.concurrentPerform(iterations: min(engines.count, chunks.count)) { worker in
+                    while true {
+                        lock.lock()
+                        next -= 1
+                        let i = next
+                        lock.unlock()
+                        guard i >= 0 else { return }
+                        let outcome = Result { try evaluate(chunks[i], engines[worker]) }
+                        lock.lock()
+                        results[i] = outcome
+                        lock.unlock()
+                    }
                 }
             }
         }
-        var loss: Double = 0
-        var gradient = maskGradient ? [Double](repeating: 0, count: n) : []
-        for (rows, result) in zip(chunks, results) {
-            let chunk = try result!.get()
-            let weight = Double(rows.count) / Double(pairs.count)
-            loss += Double(chunk.loss) * weight
-            if let chunkGradient = chunk.maskGradient {
-                for i in 0..<n { gradient[i] += Double(chunkGradient[i]) * weight }
-            }
-        }
-        return (Float(loss), maskGradient ? gradient.map(Float.init) : nil)
+        return try results.map { try $0!.get() }
     }
 
     private func checkTokens(_ tokens: [Int32], what: String) throws {

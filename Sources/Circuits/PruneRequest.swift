@@ -23,6 +23,10 @@ public struct PruneRequest {
     public var settings = FrontierSettings()
     public var outputDirectory = "circuits"
     public var workers = 2
+    /// How the documents name the model (for example a sweep's model point); the checkpoint path when nil.
+    public var modelID: String?
+    /// The text of a token id, to write the candidate tokens as strings beside their ids.
+    public var tokenText: ((Int) -> String)?
 
     public init(modelPath: String, pairsPath: String? = nil, pairs: [TaskData]? = nil) {
         self.modelPath = modelPath
@@ -42,14 +46,24 @@ public struct PruneOutcome {
     public var summary: String {
         let c = circuit
         var lines = ["task \(c.task): full-model task loss \(format(c.fullLoss)), target \(format(c.target))"]
-        if c.reachable, let locations = c.locations {
-            lines.append("  circuit: \(c.nodeCount!) of \(c.totalNodes) nodes, \(c.edgeCount!) edges, task loss \(format(c.reachedLoss!)) (λ \(c.lambda!))")
-            let perLocation = locations.filter { !$0.kept.isEmpty }.map { "\($0.name) \($0.kept.count)/\($0.size)" }
+        switch c.status {
+        case .reachable:
+            let calibrated = c.calibration.map { String(format: ", calibrated: scale %.3g, shift %.3g", Double($0.scale), Double($0.shift)) } ?? ""
+            lines.append("  circuit: \(c.nodeCount!) of \(c.totalNodes) nodes, \(c.edgeCount!) edges, task loss \(format(c.reachedLoss!)) (λ \(c.lambda!)\(calibrated))")
+            let perLocation = (c.locations ?? []).filter { !$0.kept.isEmpty }.map { "\($0.name) \($0.kept.count)/\($0.size)" }
             lines.append("  kept: " + (perLocation.isEmpty ? "none" : perLocation.joined(separator: ", ")))
-        } else {
+            if let necessity = c.necessityLoss {
+                let plain = c.uncalibratedNecessityLoss.map { " (uncalibrated \(format($0)))" } ?? ""
+                lines.append("  necessity: task loss \(format(necessity))\(plain) with only the circuit ablated")
+            }
+        case .collapsed:
+            lines.append("  collapsed: every circuit that reached task loss \(format(c.target)) keeps more than \(frontier.collapseNodes) of \(c.totalNodes) nodes (smallest \(c.collapsedNodeCount ?? 0)), even after retries")
+        case .unreachable:
             lines.append("  unreachable: no λ reached task loss \(format(c.target)) (the full model has \(format(c.fullLoss)))")
         }
-        let curve = frontier.points.map { p in "\(format(p.target)): " + (p.circuit.map { "\($0.edgeCount) edges" } ?? "unreachable") }
+        let curve = frontier.points.map { p in
+            "\(format(p.target)): " + (p.circuit.map { "\($0.edgeCount) edges" } ?? p.status.rawValue)
+        }
         lines.append("  frontier: " + curve.joined(separator: ", ") + String(format: " (%.1f s)", frontier.seconds))
         lines.append("  wrote \(circuitPath) and \(frontierPath)")
         return lines.joined(separator: "\n")
@@ -106,14 +120,17 @@ public func runPrune(_ request: PruneRequest, progress: ((String) -> Void)? = ni
             lock.unlock()
         }
         let candidates = data.test.candidateTokens
+        let texts = request.tokenText.map { text in candidates.map(text) }
+        let model = request.modelID ?? request.modelPath
         let circuit = CircuitDocument(point: frontier.point(at: request.target)!, task: data.task, fullLoss: frontier.fullLoss,
-                                      layout: session.layout, means: session.means!, candidateTokens: candidates,
-                                      model: request.modelPath)
+                                      calibratedFullLoss: frontier.calibratedFullLoss, layout: session.layout,
+                                      means: session.means!, candidateTokens: candidates, candidateTexts: texts,
+                                      dHead: session.config.dHead, model: model)
         let base = (request.outputDirectory as NSString).appendingPathComponent(data.task)
         let circuitPath = base + ".circuit.json", frontierPath = base + ".frontier.json"
         try circuit.jsonData().write(to: URL(fileURLWithPath: circuitPath))
         try FrontierDocument(frontier: frontier, layout: session.layout, means: session.means!, candidateTokens: candidates,
-                             model: request.modelPath).jsonData().write(to: URL(fileURLWithPath: frontierPath))
+                             candidateTexts: texts, dHead: session.config.dHead, model: model).jsonData().write(to: URL(fileURLWithPath: frontierPath))
         return PruneOutcome(frontier: frontier, circuit: circuit, circuitPath: circuitPath, frontierPath: frontierPath)
     }
 }

@@ -11,10 +11,14 @@ import SparseGPT
 ///   could not make pairs for, whose prune shards then fail at once);
 /// - train: weight-sparse training from `prepare.*`, checkpoints every
 ///   `train.checkpoint_every` via `context.checkpoint`, continuing from
-///   `context.resume` → output `checkpoint`, summary `pretrain_loss`, `nonzero_weights`;
+///   `context.resume` → outputs `checkpoint` and `training_curve` (see `TrainingCurve`), summary
+///   `pretrain_loss`, `nonzero_weights`; for a random-init control only the initialisation
+///   projected to the point's density (step 0, no curve);
 /// - prune: the frontier of one (model, task) from `train.checkpoint` and
-///   `prepare.*` → outputs `curve` (frontier document) and `circuit` (the circuit at the
-///   headline target), summary `edges` and `nodes` there (absent when unreachable).
+///   `prepare.*` → outputs `curve` (frontier document), `circuit` (the circuit at the
+///   headline target) and `analysis` (its per-node `CircuitAnalysis`), summary `edges`, `nodes`,
+///   `necessity_loss` and (when calibrated) `uncalibrated_necessity_loss` there (absent unless
+///   reachable), `reachable` and `collapsed` (1 or 0).
 enum ModelShards {
     static let tokenizerBytes = 2_000_000
 
@@ -97,22 +101,35 @@ enum ModelShards {
         } else {
             trainer = try Trainer(model: GPT(config: model, seed: training.seed, threads: context.threads), config: training)
         }
-        let resumedFrom = trainer.step
-        let windows = try TokenWindows(tokens: readTokenFile(context.input("prepare.train_tokens").path),
-                                       length: model.context, vocab: model.vocab, name: "prepare.train_tokens")
         let heldOutStream = try TokenWindows(tokens: readTokenFile(context.input("prepare.held_out_tokens").path),
                                              length: model.context, vocab: model.vocab, name: "prepare.held_out_tokens")
         let heldOutCount = min(data.heldOutSequences, max(1, heldOutStream.tokens.count / (model.context + 1)))
         let heldOut = heldOutStream.evenlySpacedWindows(count: heldOutCount)
-        let run = try TrainingRun(trainer: trainer, data: windows, heldOut: nil)
+        if point.isRandomInit {
+            // The control: the initialisation at the trained model's sparsity, with no optimizer step.
+            trainer.projectToTargetDensities()
+            let final = context.outputDirectory.appendingPathComponent("checkpoint.bin")
+            try Checkpoint(trainer: trainer).save(to: final.path)
+            let loss = try heldOutLoss(model: trainer.model, windows: heldOut, count: heldOutCount, length: model.context)
+            context.progress(step: 1, total: 1, loss: loss)
+            return ShardOutput(outputs: ["checkpoint": final],
+                               summary: ["pretrain_loss": loss, "nonzero_weights": Double(trainer.nonzeroParameters),
+                                         "steps": 0, "resumed_from_step": 0])
+        }
+        let resumedFrom = trainer.step
+        let windows = try TokenWindows(tokens: readTokenFile(context.input("prepare.train_tokens").path),
+                                       length: model.context, vocab: model.vocab, name: "prepare.train_tokens")
+        let run = try TrainingRun(trainer: trainer, data: windows, heldOut: heldOut)
 
         let every = max(1, Int((section.checkpointEvery * Double(training.steps)).rounded()))
         let reportEvery = max(1, training.steps / 200)
         var nonzero = 0
+        var curve = TrainingCurve()
         while trainer.step < training.steps {
             let next = min(training.steps, (trainer.step / every + 1) * every)
-            try run.run(until: next, reportEvery: reportEvery) { progress in
+            try run.run(until: next, reportEvery: reportEvery, evaluateEvery: TrainingCurve.evaluateEvery(steps: training.steps)) { progress in
                 nonzero = progress.nonzero
+                curve.record(progress)
                 context.progress(step: progress.step, total: progress.steps, loss: Double(progress.loss))
             }
             if trainer.step < training.steps {
@@ -124,7 +141,9 @@ enum ModelShards {
         let loss = try heldOutLoss(model: trainer.model, windows: heldOut, count: heldOutCount, length: model.context)
         let final = context.outputDirectory.appendingPathComponent("checkpoint.bin")
         try Checkpoint(trainer: trainer).save(to: final.path)
-        return ShardOutput(outputs: ["checkpoint": final],
+        let curveFile = context.outputDirectory.appendingPathComponent("training_curve.csv")
+        try Data(curve.csv().utf8).write(to: curveFile)
+        return ShardOutput(outputs: ["checkpoint": final, "training_curve": curveFile],
                            summary: ["pretrain_loss": loss, "nonzero_weights": Double(nonzero),
                                      "steps": Double(training.steps), "resumed_from_step": Double(resumedFrom)])
     }
@@ -132,6 +151,7 @@ enum ModelShards {
     static func prune(_ context: ShardContext) throws -> ShardOutput {
         let task = try context.params.task.orThrow("task", context)
         let section = try context.params.prune.orThrow("prune", context)
+        let tokenizer = try BPETokenizer.load(from: try context.input("prepare.tokenizer").path)
         var request = PruneRequest(modelPath: try context.input("train.checkpoint").path,
                                    pairsPath: try context.input("prepare.tasks").path)
         request.tasks = [task]
@@ -143,7 +163,13 @@ enum ModelShards {
         request.settings.pruning.learningRate = Float(section.learningRate)
         request.settings.pruning.batchPairs = section.batchSize
         request.settings.bisection = section.bisection ?? .trainedMask
+        request.settings.calibration = section.calibration ?? request.settings.calibration
+        request.settings.tauInitializations = section.tauInitializations ?? request.settings.tauInitializations
+        request.modelID = context.params.point?.name
+        request.tokenText = { tokenizer.display($0) }
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
+        // Written by the pruner and read back by the circuit's analysis.
+        request.meansPath = context.outputDirectory.appendingPathComponent("node_means.safetensors").path
         // The worker's idle slots, when it has more than shards to run.
         request.workers = context.threads
         // The pruner reports every 100 steps of each λ run.
@@ -160,14 +186,33 @@ enum ModelShards {
         }
         let circuit = outcome.circuit
         var summary: [String: Double] = ["full_loss": Double(circuit.fullLoss), "reachable": circuit.reachable ? 1 : 0,
-                                         "target": section.headlineTarget]
+                                         "collapsed": circuit.status == .collapsed ? 1 : 0, "target": section.headlineTarget]
         if circuit.reachable, let edges = circuit.edgeCount, let nodes = circuit.nodeCount {
             summary["edges"] = Double(edges)
             summary["nodes"] = Double(nodes)
+            summary["necessity_loss"] = circuit.necessityLoss.map(Double.init)
+            summary["uncalibrated_necessity_loss"] = circuit.uncalibratedNecessityLoss.map(Double.init)
         }
+        let analysis = try analyseCircuit(circuit, request: request, context: context)
         return ShardOutput(outputs: ["curve": URL(fileURLWithPath: outcome.frontierPath),
-                                     "circuit": URL(fileURLWithPath: outcome.circuitPath)],
+                                     "circuit": URL(fileURLWithPath: outcome.circuitPath), "analysis": analysis],
                            summary: summary)
+    }
+
+    /// The per-node analysis of the circuit at the headline target (`CircuitAnalysis`), with token
+    /// text from the sweep's tokenizer, written as `<task>.analysis.json`.
+    static func analyseCircuit(_ circuit: CircuitDocument, request: PruneRequest, context: ShardContext) throws -> URL {
+        let tokenizer = try BPETokenizer.load(from: context.input("prepare.tokenizer").path)
+        let session = try PruneSession(modelPath: request.modelPath, workers: request.workers)
+        try session.setMeans(NodeMeansFile.read(request.meansPath!).means)
+        guard let data = try TaskPairsFile.load(URL(fileURLWithPath: request.pairsPath!)).first(where: { $0.task == circuit.task }) else {
+            throw SweepError("shard \(context.job.shard): prepare.tasks has no task \(circuit.task)")
+        }
+        let analysis = try CircuitAnalysis.analyse(circuit: circuit, session: session, data: data,
+                                                   heldOut: readTokenFile(request.heldOutTokensPath!)) { tokenizer.decodeString([$0]) }
+        let file = context.outputDirectory.appendingPathComponent("\(circuit.task).analysis.json")
+        try analysis.jsonData().write(to: file)
+        return file
     }
 }
 

@@ -6,9 +6,29 @@ public struct ModelPoint: Codable, Equatable, Hashable {
     public var dModel: Int
     public var afrac: Double
     public var seed: Int
+    /// The random-init control of this shape: its initialisation projected to `density`, never
+    /// trained. Absent (not false) for trained models, so their shard parameters stay as they were.
+    public var randomInit: Bool?
 
-    /// A stable, readable name, e.g. `d0.25-w64-a0.25-s0`.
-    public var name: String { "d\(format(density))-w\(dModel)-a\(format(afrac))-s\(seed)" }
+    public init(density: Double, dModel: Int, afrac: Double, seed: Int, randomInit: Bool? = nil) {
+        self.density = density
+        self.dModel = dModel
+        self.afrac = afrac
+        self.seed = seed
+        self.randomInit = randomInit
+    }
+
+    public var isRandomInit: Bool { randomInit == true }
+
+    /// A stable, readable name, e.g. `d0.25-w64-a0.25-s0`, and `d0.25-w64-a0.25-s0-random-init` for a control.
+    public var name: String {
+        "d\(format(density))-w\(dModel)-a\(format(afrac))-s\(seed)" + (isRandomInit ? "-random-init" : "")
+    }
+
+    /// Same density, width and activation sparsity (any seed, trained or not).
+    func sameShape(as other: ModelPoint) -> Bool {
+        density == other.density && dModel == other.dModel && afrac == other.afrac
+    }
 }
 
 private func format(_ value: Double) -> String {
@@ -70,13 +90,15 @@ public struct PlannedShard: Equatable {
 
 /// The DAG of SPEC section 5: one prepare shard, one train shard per model
 /// point, one prune shard per (model, task) that needs its model's checkpoint.
+/// The random-init controls come last, as train shards that only initialise and project (the
+/// checkpoint says step 0), so their prune shards read a checkpoint like any other.
 public func plan(_ spec: SweepSpec) -> [PlannedShard] {
     let prepareID = ShardKindName.prepare
     var shards = [PlannedShard(id: prepareID, kind: ShardKindName.prepare,
                                params: ShardParams(tasks: spec.grid.task, data: spec.data, model: spec.model,
                                                    simulate: spec.simulate),
                                dependencies: [])]
-    for point in spec.modelPoints {
+    for point in spec.modelPoints + spec.controlPoints {
         let trainID = "train/\(point.name)"
         var train = spec.train
         if let rate = train.learningRateByWidth[point.dModel] { train.learningRate = rate }

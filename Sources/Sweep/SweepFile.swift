@@ -24,13 +24,33 @@ public struct SweepFileError: Error, CustomStringConvertible, Equatable {
 public struct GridSection: Codable, Equatable {
     public var density: [Double]
     public var dModel: [Int]
+    /// Activation sparsity (AbsTopK) of the sparse models (density < 1).
     public var afrac: [Double]
+    /// Activation sparsity of the dense models (density 1). The dense baseline is dense in weights
+    /// and activations, so this is [1] unless the file lists more; any other value is an extra
+    /// series ("dense with AbsTopK"), never the baseline.
+    public var denseAfrac: [Double] = [1]
     public var seed: [Int]
     public var task: [String]
     /// Combinations left out of the product, e.g. a density below the floor at the narrowest width.
     public var exclude: [GridExclusion]?
 
     func excludes(_ point: ModelPoint) -> Bool { exclude?.contains { $0.matches(point) } ?? false }
+}
+
+/// The controls every report shows beside the frontier (SPEC section 4).
+public struct ControlsSection: Codable, Equatable {
+    /// One randomly initialised model per sparse shape (density, d_model, afrac), projected to its
+    /// density but never trained, pruned for every task like the trained models.
+    public var randomInit = true
+}
+
+extension ControlsSection {
+    init(yaml: YAMLSection) throws {
+        self.init()
+        randomInit = try yaml.bool("random_init") ?? randomInit
+        try yaml.rejectUnknownKeys()
+    }
 }
 
 /// Model points to leave out of a grid: every point that has all the given values.
@@ -87,6 +107,10 @@ public struct PruneSection: Codable, Equatable {
     /// Where bisection over k starts; nil is the default, the trained mask (and keeps the plan of
     /// sweeps that do not set it unchanged).
     public var bisection: BisectionStart?
+    /// Calibrated discretisation; nil is the default, on (and keeps the plan of sweeps that do not set it).
+    public var calibration: Bool?
+    /// τ initialisations per λ; nil is the default, `FrontierSettings().tauInitializations`.
+    public var tauInitializations: Int?
 }
 
 public struct RetrySection: Codable, Equatable {
@@ -128,6 +152,7 @@ public struct SweepSpec: Codable, Equatable {
     public var prune = PruneSection()
     public var retries = RetrySection()
     public var timeouts = TimeoutSection()
+    public var controls = ControlsSection()
     public var simulate: SimulateSection?
 
     /// Reads and validates a sweep file; every problem is reported with file, line and key.
@@ -167,6 +192,7 @@ public struct SweepSpec: Codable, Equatable {
         spec.prune = try top.section("prune").map(PruneSection.init(yaml:)) ?? spec.prune
         spec.retries = try top.section("retries").map(RetrySection.init(yaml:)) ?? spec.retries
         spec.timeouts = try top.section("timeouts").map(TimeoutSection.init(yaml:)) ?? spec.timeouts
+        spec.controls = try top.section("controls").map(ControlsSection.init(yaml:)) ?? spec.controls
         spec.simulate = try top.section("simulate").map(SimulateSection.init(yaml:))
         try top.rejectUnknownKeys()
         try spec.validatePoints(top: top)
@@ -180,6 +206,15 @@ public struct SweepSpec: Codable, Equatable {
             afrac: try grid.doubles("afrac", above: 0, atMost: 1) ?? [0.25],
             seed: try grid.ints("seed", min: 0) ?? [0],
             task: try grid.strings("task", required: true)!)
+        if let denseAfrac = try grid.doubles("dense_afrac", above: 0, atMost: 1) {
+            guard result.density.contains(where: { $0 >= 1 }) else {
+                throw grid.error("dense_afrac", "the grid has no dense model (density 1) for it to apply to")
+            }
+            guard denseAfrac.contains(1) else {
+                throw grid.error("dense_afrac", "must list 1.0: the dense baseline has no AbsTopK; other values add dense models with AbsTopK beside it")
+            }
+            result.denseAfrac = denseAfrac
+        }
         if let entries = try grid.sections("exclude") {
             result.exclude = try entries.map { entry in
                 let exclusion = GridExclusion(density: try entry.double("density"), dModel: try entry.int("d_model", min: 1),
@@ -220,12 +255,26 @@ public struct SweepSpec: Codable, Equatable {
     /// The grid's models: the product of its lists, less `exclude`.
     public var modelPoints: [ModelPoint] { productPoints.filter { !grid.excludes($0) } }
 
+    /// The random-init controls: one per sparse shape (density, d_model, afrac) of the grid, at the
+    /// shape's first seed, when `controls.random_init` is on. A control costs its shape's pruning
+    /// again, so one seed of it is enough to tell noise from circuits.
+    public var controlPoints: [ModelPoint] {
+        guard controls.randomInit else { return [] }
+        var points: [ModelPoint] = []
+        for point in modelPoints where point.density < 1 && !points.contains(where: { $0.sameShape(as: point) }) {
+            var control = point
+            control.randomInit = true
+            points.append(control)
+        }
+        return points
+    }
+
     /// The shard names must stay stable, so the grid values are formatted once here.
     private var productPoints: [ModelPoint] {
         var points: [ModelPoint] = []
         for density in grid.density {
             for width in grid.dModel {
-                for afrac in grid.afrac {
+                for afrac in density >= 1 ? grid.denseAfrac : grid.afrac {
                     for seed in grid.seed {
                         points.append(ModelPoint(density: density, dModel: width, afrac: afrac, seed: seed))
                     }
@@ -322,6 +371,14 @@ final class YAMLSection {
         return scalar.string
     }
 
+    func bool(_ key: String) throws -> Bool? {
+        guard let node = value(key) else { return nil }
+        guard node.tag == .init(.bool), let value = node.bool else {
+            throw error(key, "expected true or false, found '\(node.scalar?.string ?? "a collection")'", line: node.mark?.line)
+        }
+        return value
+    }
+
     func int(_ key: String, min: Int) throws -> Int? {
         guard let node = value(key) else { return nil }
         return try intValue(node, key: key, min: min)
@@ -383,3 +440,29 @@ final class YAMLSection {
 }
 
 private func qualified(_ key: String, _ path: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+/// Specs stored by runs made before `grid.dense_afrac` and `controls` existed still decode, with
+/// those keys at their defaults.
+extension GridSection {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(density: try c.decode([Double].self, forKey: .density), dModel: try c.decode([Int].self, forKey: .dModel),
+                  afrac: try c.decode([Double].self, forKey: .afrac),
+                  denseAfrac: try c.decodeIfPresent([Double].self, forKey: .denseAfrac) ?? [1],
+                  seed: try c.decode([Int].self, forKey: .seed), task: try c.decode([String].self, forKey: .task),
+                  exclude: try c.decodeIfPresent([GridExclusion].self, forKey: .exclude))
+    }
+}
+
+extension SweepSpec {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), grid: try c.decode(GridSection.self, forKey: .grid),
+                  data: try c.decode(DataSection.self, forKey: .data), model: try c.decode(ModelSection.self, forKey: .model),
+                  train: try c.decode(TrainSection.self, forKey: .train), prune: try c.decode(PruneSection.self, forKey: .prune),
+                  retries: try c.decode(RetrySection.self, forKey: .retries),
+                  timeouts: try c.decode(TimeoutSection.self, forKey: .timeouts),
+                  controls: try c.decodeIfPresent(ControlsSection.self, forKey: .controls) ?? ControlsSection(),
+                  simulate: try c.decodeIfPresent(SimulateSection.self, forKey: .simulate))
+    }
+}

@@ -50,6 +50,8 @@ extension PruneSection {
             }
             bisection = value
         }
+        calibration = try yaml.bool("calibration")
+        tauInitializations = try yaml.int("tau_initializations", min: 1)
         try yaml.rejectUnknownKeys()
     }
 }

@@ -14,7 +14,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Task pairs file, as `circuitry tasks export` writes it.")
     var pairs: String?
 
-    @Option(help: "Tokenizer JSON: generate the task pairs and held-out tokens instead of reading files.")
+    @Option(help: "Tokenizer JSON: generate the task pairs and held-out tokens instead of reading files; also names the candidate tokens in the circuit files.")
     var tokenizer: String?
 
     @Option(help: "With --tokenizer: \"synthetic\" or a directory of .py files for the held-out tokens.")
@@ -68,6 +68,15 @@ struct Prune: ParsableCommand {
     @Option(help: "Where bisection over k starts: trained_mask (the nodes with τ > 0, when they reach the target) or all_nodes (k = N first, the reference's convention).")
     var bisection = BisectionStart.trainedMask
 
+    @Flag(inversion: .prefixedNo, help: "Score each candidate circuit after fitting a scale and shift of its candidate logits on the train pairs (--no-calibration: the reference's uncalibrated convention).")
+    var calibration = FrontierSettings().calibration
+
+    @Option(help: "τ initialisations per λ; the smallest circuit of all is kept.")
+    var tauInitializations = FrontierSettings().tauInitializations
+
+    @Option(help: "How the circuit files name the model (default: the checkpoint path).")
+    var modelId: String?
+
     @Option(help: "Seed of batch sampling and τ noise.")
     var seed: UInt64 = 0
 
@@ -91,6 +100,7 @@ struct Prune: ParsableCommand {
         request.heldOutTokensPath = heldOutTokens
         if let tokenizer {
             let bpe = try BPETokenizer.load(from: tokenizer)
+            request.tokenText = { bpe.display($0) }
             let context = try Checkpoint.load(from: model).model.context
             let chosen = allTasks ? PythonTask.all : try task.map(PythonTask.named)
             request.pairs = try chosen.map { pythonTask in
@@ -117,6 +127,9 @@ struct Prune: ParsableCommand {
         request.settings.pruning.learningRate = lr
         request.settings.pruning.seed = seed
         request.settings.bisection = bisection
+        request.settings.calibration = calibration
+        request.settings.tauInitializations = tauInitializations
+        request.modelID = modelId
         request.workers = workers
         request.outputDirectory = out
         let outcomes = try runPrune(request) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }

@@ -13,12 +13,23 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Where to write the report (default: RUN_DIR/report).")
     var out: String?
 
+    @Flag(help: "Keep rewriting the report while the sweep runs (the page reloads itself meanwhile).")
+    var watch = false
+
+    @Option(help: "Seconds between rewrites with --watch.")
+    var every: Double = 30
+
+    func validate() throws {
+        guard every > 0 else { throw ValidationError("--every must be positive, got \(every)") }
+    }
+
     func run() throws {
         let runDirectory = URL(fileURLWithPath: runDir)
-        let data = try ReportData.load(runDirectory: runDirectory)
-        let outDirectory = out.map { URL(fileURLWithPath: $0) } ?? RunReport.directory(of: runDirectory)
-        try ReportWriter(data: data).write(to: outDirectory)
-        print(HeadlineText.render(data), terminator: "")
-        print("Report: \(outDirectory.appendingPathComponent("index.html").path)")
+        let outDirectory = out.map { URL(fileURLWithPath: $0) }
+        if watch {
+            try RunReport.watch(runDirectory: runDirectory, to: outDirectory, every: every) { print($0) }
+        } else {
+            print(try RunReport.write(runDirectory: runDirectory, to: outDirectory), terminator: "")
+        }
     }
 }

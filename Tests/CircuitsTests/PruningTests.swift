@@ -26,6 +26,16 @@ final class LinearMarginModel: AblatableModel {
         let dz = -1 / (1 + exp(z))
         return (loss, maskGradient ? weights.indices.map { dz * weights[$0] * (1 - means[$0]) } : nil)
     }
+
+    func margin(masks: [Float], means: [Float]) -> Float {
+        var z = bias
+        for i in weights.indices { z += weights[i] * (masks[i] + (1 - masks[i]) * means[i]) }
+        return z
+    }
+
+    func logitMargins(_ pairs: TaskPairs, masks: [Float], means: [Float]) throws -> [Float] {
+        [Float](repeating: margin(masks: masks, means: means), count: pairs.count)
+    }
 }
 
 final class PruningTests: XCTestCase {
@@ -69,6 +79,9 @@ final class PruningTests: XCTestCase {
                 batches.append(pairs.prompts)
                 return (0, [Float](repeating: 0, count: nodeLayout.count))
             }
+            func logitMargins(_ pairs: TaskPairs, masks: [Float], means: [Float]) throws -> [Float] {
+                [Float](repeating: 0, count: pairs.count)
+            }
         }
         let distinct = try TaskPairs(width: 1, prompts: (0..<20).map { Int32($0) }, lengths: [Int32](repeating: 1, count: 20),
                                      candidates: (0..<10).flatMap { _ in [Int32(1), 2, 2, 1] })
@@ -108,6 +121,7 @@ final class PruningTests: XCTestCase {
         settings.lambdas = [0, 1e-2]
         settings.targets = [0.01, 0.15, 0.5]
         settings.pruning.steps = 200
+        settings.calibration = false
         let data = TaskData(task: "toy", train: try pairs(4), test: try pairs(2))
         let frontier = try pruneFrontier(model: model, weights: weights, means: means, data: data, settings: settings)
         XCTAssertEqual(Double(frontier.fullLoss), log(1 + exp(-4.0)), accuracy: 1e-6)

@@ -22,6 +22,8 @@ final class ChaosTests: ClusterTestCase {
               task: [var_swap, if_equals, bracket_brace]
             train:
               checkpoint_every: 0.2
+            controls:
+              random_init: false    # the machinery alone; controls would only lengthen both runs
             retries:
               max_attempts: 1000
               backoff_seconds: 0.05

@@ -102,6 +102,8 @@ class ClusterTestCase: XCTestCase {
               task: [\(tasks.joined(separator: ", "))]
             train:
               checkpoint_every: 0.2
+            controls:
+              random_init: false    # the machinery tests count the grid's shards alone
             retries:
               max_attempts: 4
               backoff_seconds: 0.2

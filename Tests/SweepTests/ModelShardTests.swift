@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Circuits
+import SparseGPT
 @testable import Sweep
 
 /// The real prepare and train kinds, run in-process on a tiny configuration.
@@ -70,7 +71,14 @@ final class ModelShardTests: XCTestCase {
         }
         XCTAssertEqual(checkpoints.map(\.step), [3, 6, 9])
         XCTAssertEqual(progress.last, 12)
+        let trainingCurve = try TrainingCurve.parse(String(contentsOf: XCTUnwrap(whole.outputs["training_curve"]), encoding: .utf8),
+                                                    source: "training_curve")
+        XCTAssertEqual(trainingCurve.rows.map(\.step), Array(1...12), "12 steps, each reported")
+        XCTAssertEqual(trainingCurve.rows.filter { $0.heldOutLoss != nil }.map(\.step), Array(1...12),
+                       "held-out loss every max(1, 12 / 20) steps")
+        XCTAssertTrue(trainingCurve.rows.allSatisfy { $0.trainLoss.isFinite && $0.density > 0 && $0.density <= 1 })
         let loss = try XCTUnwrap(whole.summary["pretrain_loss"])
+        XCTAssertEqual(trainingCurve.rows.last?.heldOutLoss ?? 0, loss, accuracy: 1e-6, "the last evaluation is the pretraining loss")
         XCTAssertTrue(loss.isFinite && loss > 0)
 
         let resumed = try ShardRunner.run(job(train, inputs: inputs, resume: checkpoints[1].path, resumeStep: 6,
@@ -87,14 +95,25 @@ final class ModelShardTests: XCTestCase {
         let pruned = try ShardRunner.run(job(prune, inputs: pruneInputs, name: "prune")) { line in
             if line.hasPrefix("@progress ") { pruneProgress.append(Int(line.split(separator: " ")[1])!) }
         }
-        XCTAssertEqual(Set(pruned.outputs.keys), ["curve", "circuit"])
+        XCTAssertEqual(Set(pruned.outputs.keys), ["curve", "circuit", "analysis"])
         XCTAssertEqual(pruneProgress.last, 1, "the last report marks the end")
         let curve = try JSONSerialization.jsonObject(with: Data(contentsOf: pruned.outputs["curve"]!)) as! [String: Any]
         XCTAssertEqual(curve["task"] as? String, "var_swap")
         XCTAssertEqual((curve["points"] as? [Any])?.count, 2)
         XCTAssertNotNil(pruned.summary["full_loss"])
+        let circuit = try JSONSerialization.jsonObject(with: Data(contentsOf: pruned.outputs["circuit"]!)) as! [String: Any]
+        XCTAssertEqual(circuit["model"] as? String, prune.params.point?.name, "named by the model point, not a path")
+        XCTAssertEqual((circuit["candidate_texts"] as? [String])?.count, (circuit["candidate_tokens"] as? [Int])?.count)
+        XCTAssertNotNil(circuit["status"])
+        XCTAssertEqual(pruned.summary["collapsed"] == 1, circuit["status"] as? String == "collapsed")
+        let analysis = try JSONDecoder().decode(CircuitAnalysis.self, from: Data(contentsOf: pruned.outputs["analysis"]!))
+        XCTAssertEqual(analysis.task, "var_swap")
+        XCTAssertEqual(analysis.nodes.count, Int(pruned.summary["nodes"] ?? 0), "one analysis per circuit node")
+        XCTAssertEqual(analysis.pairs.count, 4, "every test pair shown when there are fewer than six")
+        XCTAssertTrue(analysis.nodes.allSatisfy { $0.ablatedLoss.isFinite && !$0.top.isEmpty })
         if pruned.summary["reachable"] == 1 {
             XCTAssertGreaterThan(pruned.summary["edges"] ?? 0, 0)
+            XCTAssertEqual(pruned.summary["necessity_loss"], (circuit["necessity_loss"] as? Double).map { Double(Float($0)) })
         } else {
             XCTAssertNil(pruned.summary["edges"], "an unreachable circuit has no size")
         }
@@ -105,5 +124,41 @@ final class ModelShardTests: XCTestCase {
         XCTAssertThrowsError(try ShardRunner.run(job(other, inputs: inputs, resume: checkpoints[0].path, name: "other")) { _ in }) {
             XCTAssertTrue("\($0)".contains("belongs to another model"), "\($0)")
         }
+    }
+
+    /// The random-init control: the initialisation projected to the sparse density, no step taken.
+    func testTheRandomInitControlIsTheInitialisationAtTheModelsDensity() throws {
+        let spec = try SweepSpec.parse("""
+            grid: {density: [0.5], d_model: [32], task: [var_swap]}
+            data: {train_sequences: 200, held_out_sequences: 8, train_pairs: 8, test_pairs: 4}
+            model: {context: 32}
+            train: {steps: 12, batch_size: 2}
+            """, file: "tiny.yaml")
+        let shards = plan(spec)
+        let control = try XCTUnwrap(shards.first { $0.params.point?.isRandomInit == true })
+        XCTAssertEqual(control.kind, "train")
+        let prepare = try ShardRunner.run(job(shards[0], inputs: [:], name: "prepare")) { _ in }
+        let inputs = Dictionary(uniqueKeysWithValues: prepare.outputs.map { ("prepare.\($0.key)", $0.value.path) })
+        var progress: [String] = []
+        let output = try ShardRunner.run(job(control, inputs: inputs, name: "control")) { progress.append($0) }
+        XCTAssertEqual(output.summary["steps"], 0)
+        XCTAssertEqual(progress.count, 1)
+        let checkpoint = try Checkpoint.load(from: output.outputs["checkpoint"]!.path)
+        XCTAssertEqual(checkpoint.step, 0, "never trained")
+        let layout = ParameterLayout(checkpoint.model)
+        var nonzero = 0
+        for tensor in layout.tensors {
+            let values = checkpoint.parameters[tensor.offset..<(tensor.offset + tensor.count)]
+            let kept = values.filter { $0 != 0 }.count
+            nonzero += kept
+            if tensor.isMatrix && !tensor.isEmbedding {
+                XCTAssertEqual(kept, Int((0.5 * Double(tensor.count)).rounded(.up)), "\(tensor.name) projected to density 0.5")
+            } else if tensor.isMatrix {
+                XCTAssertEqual(kept, tensor.count, "\(tensor.name): embed density min(1, 4 · 0.5) = 1")
+            }
+        }
+        XCTAssertEqual(output.summary["nonzero_weights"], Double(nonzero))
+        // Uniform over a 512-token vocabulary would be ln 512 = 6.24: an untrained model is near it.
+        XCTAssertGreaterThan(try XCTUnwrap(output.summary["pretrain_loss"]), 5)
     }
 }

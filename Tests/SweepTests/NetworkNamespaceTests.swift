@@ -131,7 +131,7 @@ final class NetworkNamespaceTests: ClusterTestCase {
         var processes: [String: Process] = [:]
         for (name, namespace) in workers { processes[name] = try startWorker(name, in: namespace, keys: keys) }
 
-        let train = "train/d1-w64-a0.25-s0"
+        let train = "train/d1-w64-a1-s0"
         var owner = ""
         waitUntil("the train shard is past its first checkpoint") {
             guard let shard = snapshot()?.shards.first(where: { $0.id == train }), shard.state == .leased,

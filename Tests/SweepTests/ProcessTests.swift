@@ -45,9 +45,9 @@ final class ProcessTests: ClusterTestCase {
         XCTAssertTrue(snapshot.shards.allSatisfy { $0.state == .done }, StatusReport.table(snapshot))
         XCTAssertEqual(try store().read { try $0.resultCount() }, 7)
         // Prune shards received their model's checkpoint through the artifact path.
-        let checkpoint = try XCTUnwrap(try store().read { try $0.outputs(ofShard: "train/d1-w64-a0.25-s0") }["checkpoint"])
+        let checkpoint = try XCTUnwrap(try store().read { try $0.outputs(ofShard: "train/d1-w64-a1-s0") }["checkpoint"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("artifacts/\(checkpoint)").path))
-        let curve = try XCTUnwrap(try store().read { try $0.outputs(ofShard: "prune/d1-w64-a0.25-s0/var_swap") }["curve"])
+        let curve = try XCTUnwrap(try store().read { try $0.outputs(ofShard: "prune/d1-w64-a1-s0/var_swap") }["curve"])
         let curveText = try String(contentsOf: runDirectory.appendingPathComponent("artifacts/\(curve)"), encoding: .utf8)
         XCTAssertTrue(curveText.contains("train.checkpoint \(checkpoint)"), curveText)
 
@@ -70,7 +70,7 @@ final class ProcessTests: ClusterTestCase {
         let port = try freePort()
         try coordinator(try loopbackSweep(steps: 30, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
         let workers = ["w0": try worker("w0", port: port), "w1": try worker("w1", port: port)]
-        let train = "train/d1-w64-a0.25-s0"
+        let train = "train/d1-w64-a1-s0"
         var owner: String?
         waitUntil("the train shard passed a checkpoint") {
             guard let shard = snapshot()?.shards.first(where: { $0.id == train }), shard.state == .leased,
@@ -134,7 +134,7 @@ final class ProcessTests: ClusterTestCase {
         let port = try freePort()
         try coordinator(try loopbackSweep(steps: 20, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"), port: port)
         let workers = ["w0": try worker("w0", port: port), "w1": try worker("w1", port: port)]
-        let train = "train/d1-w64-a0.25-s0"
+        let train = "train/d1-w64-a1-s0"
         var owner: String?
         waitUntil("the train shard is running") {
             guard let shard = snapshot()?.shards.first(where: { $0.id == train }), shard.state == .leased,
@@ -175,7 +175,7 @@ final class ProcessTests: ClusterTestCase {
     }
 
     func testRunKeepsAFailureWithItsLogThenRetryPutsItBack() throws {
-        let failing = "prune/d1-w64-a0.25-s0/if_equals"
+        let failing = "prune/d1-w64-a1-s0/if_equals"
         let sweep = try loopbackSweep(densities: "[1.0]", extra: "  always_fail: [\(failing)]")
         let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--workers", "2"])
         XCTAssertEqual(run.status, 1, run.output)
@@ -255,7 +255,7 @@ final class ProcessTests: ClusterTestCase {
 
     func testADeterministicFailureFailsAtOnceAndATaskThatCannotBePreparedFailsOnlyItsPruneShards() throws {
         let invalid = "prune/d0.25-w64-a0.25-s0/var_swap"
-        let crashing = "train/d1-w64-a0.25-s0"
+        let crashing = "train/d1-w64-a1-s0"
         let sweep = try loopbackSweep(tasks: ["var_swap", "if_equals"], extra: """
               fail_permanently: [\(invalid)]
               unpreparable_tasks: [if_equals]
@@ -271,8 +271,8 @@ final class ProcessTests: ClusterTestCase {
         XCTAssertTrue(shard(invalid)?.error?.contains("exited with status 4 (not retried)") ?? false, shard(invalid)?.error ?? "")
         XCTAssertTrue(shard(invalid)?.error?.contains("simulate.fail_permanently") ?? false, shard(invalid)?.error ?? "")
         // The task that cannot be made fails its own prune shards at once, and nothing else.
-        for density in ["1", "0.25"] {
-            let prune = try XCTUnwrap(shard("prune/d\(density)-w64-a0.25-s0/if_equals"))
+        for model in ["d1-w64-a1-s0", "d0.25-w64-a0.25-s0"] {
+            let prune = try XCTUnwrap(shard("prune/\(model)/if_equals"))
             XCTAssertEqual(prune.state, .failed)
             XCTAssertEqual(prune.attempts, 1)
             XCTAssertTrue(prune.error?.contains("task if_equals could not be prepared") ?? false, prune.error ?? "")
@@ -281,7 +281,7 @@ final class ProcessTests: ClusterTestCase {
         XCTAssertEqual(shard(crashing)?.state, .done)
         XCTAssertEqual(shard(crashing)?.attempts, 2)
         XCTAssertEqual(shards.filter { $0.state == .done }.map(\.id).sorted(),
-                       ["prepare", "prune/d1-w64-a0.25-s0/var_swap", crashing, "train/d0.25-w64-a0.25-s0"].sorted())
+                       ["prepare", "prune/d1-w64-a1-s0/var_swap", crashing, "train/d0.25-w64-a0.25-s0"].sorted())
         // The local worker has two slots and prepare is all there is to run at first: it gets both threads.
         let logs = RunDirectory(runDirectory).logs
         let workerLog = try FileManager.default.contentsOfDirectory(atPath: logs.path)

@@ -43,6 +43,8 @@ final class ReportLoaderTests: XCTestCase {
               task: [single_double_quote, bracket_counting]
             retries:
               max_attempts: 1
+            controls:
+              random_init: false
             """, file: "loader.yaml")
         let store = try newStore(runDirectory)
         try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
@@ -90,7 +92,7 @@ final class ReportLoaderTests: XCTestCase {
         let out = runDirectory.appendingPathComponent("report")
         try ReportWriter(data: data).write(to: out)
         let csv = try String(contentsOf: out.appendingPathComponent("frontier.csv"), encoding: .utf8)
-        XCTAssertTrue(csv.contains("1,1,64,0.25,0,bracket_counting,1.25,0.15,0.12,30,420,true"), csv)
+        XCTAssertTrue(csv.contains("1,1,64,1,0,bracket_counting,1.25,0.15,0.12,30,420,true,reachable,0.05,,dense"), csv)
         XCTAssertTrue(HeadlineText.render(data).contains("420"))
     }
 
@@ -118,5 +120,69 @@ final class ReportLoaderTests: XCTestCase {
         XCTAssertTrue(data.circuits.isEmpty)
         let prune = try XCTUnwrap(data.shards.first { $0.kind == "prune" })
         XCTAssertTrue(prune.error?.contains("not a frontier document") == true, prune.error ?? "no error")
+    }
+
+    func testLoadsControlsStatusAndNecessityWhenTheCurveHasThem() throws {
+        let spec = try SweepSpec.parse("""
+            name: controls
+            grid:
+              density: [1.0, 0.25]
+              d_model: [64]
+              task: [var_swap]
+            """, file: "controls.yaml")
+        let store = try newStore(runDirectory)
+        try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
+        let curves = [
+            "prune/d1-w64-a1-s0/var_swap":
+                #"{"task": "var_swap", "full_loss": 0.04, "points": [{"target": 0.15, "reachable": true, "status": "reachable", "node_count": 40, "edge_count": 300, "necessity_loss": 2.75}]}"#,
+            "prune/d0.25-w64-a0.25-s0/var_swap":
+                #"{"task": "var_swap", "full_loss": 0.06, "points": [{"target": 0.15, "reachable": true, "status": "collapsed", "full_loss": 0.07, "node_count": 900, "edge_count": 99999}]}"#,
+            "prune/d0.25-w64-a0.25-s0-random-init/var_swap":
+                #"{"task": "var_swap", "full_loss": 3.1, "points": [{"target": 0.15, "reachable": false}]}"#,
+        ]
+        try store.write { tx in
+            for _ in 0..<3 {
+                for lease in try tx.lease(owner: "w", count: 10, now: 1, expiry: 100) {
+                    switch lease.kind {
+                    case "prune": try finish(tx, lease, outputs: ["curve": Data(curves[lease.shard]!.utf8)], summary: [:])
+                    case "train":
+                        try finish(tx, lease, outputs: ["checkpoint": Data(lease.shard.utf8)],
+                                   summary: ["pretrain_loss": lease.shard.hasSuffix("random-init") ? 6.2 : 1.5])
+                    default: try finish(tx, lease, outputs: ["data": Data("data".utf8)], summary: [:])
+                    }
+                }
+            }
+        }
+        let data = try ReportData.load(runDirectory: runDirectory)
+        XCTAssertEqual(data.models.map(\.role), [.dense, .sparse, .randomInit])
+        XCTAssertEqual(data.controlModels.first?.pretrainLoss, 6.2)
+        let byModel = Dictionary(uniqueKeysWithValues: data.circuits.map { ($0.modelID, $0) })
+        let dense = try XCTUnwrap(byModel["d1-w64-a1-s0"])
+        XCTAssertEqual(dense.status, .reachable)
+        XCTAssertEqual(dense.necessityLoss, 2.75)
+        XCTAssertEqual(dense.fullLoss, 0.04, "the document's full loss stands in for the point's")
+        let sparse = try XCTUnwrap(byModel["d0.25-w64-a0.25-s0"])
+        XCTAssertEqual(sparse.status, .collapsed)
+        XCTAssertFalse(sparse.reachable)
+        XCTAssertEqual(sparse.fullLoss, 0.07)
+        XCTAssertNil(sparse.necessityLoss)
+        XCTAssertEqual(byModel["d0.25-w64-a0.25-s0-random-init"]?.status, .unreachable)
+        XCTAssertEqual(data.shards.filter { $0.error != nil }.count, 0)
+    }
+
+    func testAnUnknownCircuitStatusIsReportedOnItsShard() throws {
+        let spec = try SweepSpec.parse("grid: {density: [1.0], d_model: [64], task: [var_swap]}", file: "s.yaml")
+        let store = try newStore(runDirectory)
+        try store.write { tx in try tx.createSweep(spec, shards: plan(spec), now: 0) }
+        try store.write { tx in
+            for _ in 0..<3 {
+                for lease in try tx.lease(owner: "w", count: 10, now: 1, expiry: 100) {
+                    let curve = #"{"task": "var_swap", "points": [{"target": 0.15, "reachable": true, "status": "melted"}]}"#
+                    try finish(tx, lease, outputs: [lease.kind == "prune" ? "curve" : "out": Data(curve.utf8)], summary: ["pretrain_loss": 2])
+                }
+            }
+        }
+        let prune = try XCTUnwrap(try ReportData.load(runDirectory: runDirectory).shards.first { $0.kind == "prune" })
+        XCTAssertTrue(prune.error?.contains("status 'melted'") == true, prune.error ?? "no error")
     }
 }

@@ -39,7 +39,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data],
                                                              summary: "{}", now: 3) }, .stale, "a duplicate is ignored")
         let train = try store.write { try $0.lease(owner: "w2", count: 10, now: 3, expiry: 8) }
-        XCTAssertEqual(train.map(\.shard), ["train/d1-w64-a0.25-s0"])
+        XCTAssertEqual(train.map(\.shard), ["train/d1-w64-a1-s0"])
         XCTAssertEqual(train[0].inputs, ["prepare.data": ArtifactRef(hash: data, size: 4)])
 
         let missing = String(repeating: "0", count: 64)
@@ -55,17 +55,17 @@ final class StoreTests: XCTestCase {
     }
 
     func testEveryModelStartsTrainingBeforeCircuitsArePruned() throws {
-        let spec = try SweepSpec.parse("grid: {density: [1.0, 0.5], d_model: [64], task: [var_swap]}", file: "t.yaml")
+        let spec = try SweepSpec.parse("grid: {density: [1.0, 0.5], d_model: [64], task: [var_swap]}\ncontrols: {random_init: false}", file: "t.yaml")
         let store = try newStore(directory)
         try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
         let data = try artifact(store, "data")
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
         _ = try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data], summary: "{}", now: 1) }
         let first = try store.write { try $0.lease(owner: "w", count: 1, now: 1, expiry: 5) }
-        XCTAssertEqual(first.map(\.shard), ["train/d1-w64-a0.25-s0"])
+        XCTAssertEqual(first.map(\.shard), ["train/d1-w64-a1-s0"])
         _ = try store.write { try $0.recordResult(LeaseKey(shard: first[0].shard, attempt: 1), outputs: ["checkpoint": data], summary: "{}", now: 2) }
         let next = try store.write { try $0.lease(owner: "w", count: 2, now: 2, expiry: 5) }
-        XCTAssertEqual(next.map(\.shard), ["train/d0.5-w64-a0.25-s0", "prune/d1-w64-a0.25-s0/var_swap"])
+        XCTAssertEqual(next.map(\.shard), ["train/d0.5-w64-a0.25-s0", "prune/d1-w64-a1-s0/var_swap"])
     }
 
     func testFailuresBackOffThenFailTheShardAndItsDependents() throws {

@@ -10,16 +10,21 @@ final class SweepFileTests: XCTestCase {
         let quick = try SweepSpec.load(from: repository.appendingPathComponent("sweeps/quick.yaml"))
         XCTAssertEqual(quick.name, "quick")
         XCTAssertTrue(quick.grid.density.contains(1.0) && quick.grid.density.contains { $0 < 1 })
-        XCTAssertEqual(quick.grid.dModel.count, 3)
         XCTAssertGreaterThanOrEqual(quick.grid.task.count, 4)
-        XCTAssertEqual(plan(quick).count, 1 + 3 + 3 * quick.grid.task.count, "prepare, three models, their circuits")
+        let models = quick.modelPoints.count, controls = quick.controlPoints.count
+        XCTAssertTrue(quick.modelPoints.filter { $0.density == 1 }.contains { $0.afrac == 1 }, "the dense baseline")
+        XCTAssertGreaterThanOrEqual(controls, 1)
+        XCTAssertEqual(plan(quick).count, 1 + (models + controls) * (1 + quick.grid.task.count), "prepare, models and controls, their circuits")
         XCTAssertNil(quick.simulate)
 
         let paper = try SweepSpec.load(from: repository.appendingPathComponent("sweeps/paper.yaml"))
         XCTAssertEqual(Set(paper.grid.task), Set(knownTasks))
         XCTAssertEqual(paper.grid.density.count, 5)
-        XCTAssertEqual(paper.grid.dModel.count, 3)
-        XCTAssertEqual(plan(paper).count, 1 + 12 + 120)
+        XCTAssertEqual(paper.grid.seed, [0, 1])
+        XCTAssertEqual(paper.modelPoints.count, 14 * 2, "five dense widths and nine sparse models per seed")
+        XCTAssertTrue(paper.modelPoints.filter { $0.density == 1 }.allSatisfy { $0.afrac == 1 })
+        XCTAssertEqual(paper.controlPoints.count, 9, "one per sparse shape")
+        XCTAssertEqual(plan(paper).count, 1 + (paper.modelPoints.count + 9) * 11)
     }
 
     func testDefaultsFollowTheSpec() throws {
@@ -34,6 +39,12 @@ final class SweepFileTests: XCTestCase {
         let reference = try SweepSpec.parse("grid: {density: [0.5], d_model: [64], task: [var_swap]}\nprune: {bisection: all_nodes}",
                                             file: "t.yaml")
         XCTAssertEqual(reference.prune.bisection, .allNodes)
+        XCTAssertNil(spec.prune.calibration, "unset: calibrated")
+        XCTAssertNil(spec.prune.tauInitializations)
+        let uncalibrated = try SweepSpec.parse("grid: {density: [0.5], d_model: [64], task: [var_swap]}\n"
+                                               + "prune: {calibration: false, tau_initializations: 3}", file: "t.yaml")
+        XCTAssertEqual(uncalibrated.prune.calibration, false)
+        XCTAssertEqual(uncalibrated.prune.tauInitializations, 3)
         XCTAssertEqual(spec.train.checkpointEvery, 0.1)
         XCTAssertEqual(spec.timeouts.workerDeadSeconds, 5)
     }
@@ -49,7 +60,7 @@ final class SweepFileTests: XCTestCase {
               learning_rate_by_width: {128: 0.005}
             """, file: "t.yaml")
         let shards = plan(spec)
-        XCTAssertEqual(shards.count, 1 + 8 + 24)
+        XCTAssertEqual(shards.count, 1 + 8 + 24 + 2 * (1 + 3), "the grid's models, and one control per sparse shape")
         XCTAssertEqual(Set(shards.map(\.id)).count, shards.count)
         XCTAssertEqual(shards[0].id, "prepare")
         let train = shards.filter { $0.kind == "train" }
@@ -58,6 +69,13 @@ final class SweepFileTests: XCTestCase {
         XCTAssertEqual(train.first { $0.params.point?.dModel == 64 }?.params.train?.learningRate, 1.28e-2)
         let prune = try XCTUnwrap(shards.first { $0.id == "prune/d0.25-w64-a0.25-s1/if_equals" })
         XCTAssertEqual(prune.dependencies, ["prepare", "train/d0.25-w64-a0.25-s1"])
+        XCTAssertNotNil(shards.first { $0.id == "train/d1-w128-a1-s0" }, "dense models have no AbsTopK")
+        let control = try XCTUnwrap(shards.first { $0.id == "train/d0.25-w64-a0.25-s0-random-init" })
+        XCTAssertEqual(control.params.point?.isRandomInit, true)
+        XCTAssertEqual(shards.filter { $0.dependencies.contains(control.id) }.map(\.id).sorted(),
+                       ["prune/d0.25-w64-a0.25-s0-random-init/bracket_brace", "prune/d0.25-w64-a0.25-s0-random-init/if_equals",
+                        "prune/d0.25-w64-a0.25-s0-random-init/var_swap"])
+        XCTAssertFalse(shards[1].params.encoded().contains("random"), "trained models' parameters are as before")
         XCTAssertEqual(prune.params.task, "if_equals")
         // Every dependency comes earlier in the plan.
         for (index, shard) in shards.enumerated() {
@@ -90,8 +108,44 @@ final class SweepFileTests: XCTestCase {
                 - {density: 0.125, d_model: 64}
                 - {density: 0.25, d_model: 128}
             """, file: "t.yaml")
-        XCTAssertEqual(spec.modelPoints.map(\.name), ["d1-w64-a0.25-s0", "d1-w128-a0.25-s0", "d0.25-w64-a0.25-s0", "d0.125-w128-a0.25-s0"])
-        XCTAssertEqual(plan(spec).count, 1 + 4 + 4)
+        XCTAssertEqual(spec.modelPoints.map(\.name), ["d1-w64-a1-s0", "d1-w128-a1-s0", "d0.25-w64-a0.25-s0", "d0.125-w128-a0.25-s0"])
+        XCTAssertEqual(spec.controlPoints.map(\.name), ["d0.25-w64-a0.25-s0-random-init", "d0.125-w128-a0.25-s0-random-init"])
+        XCTAssertEqual(plan(spec).count, 1 + 6 + 6)
+    }
+
+    func testDenseModelsAreTheBaselineWithExtraAbsTopKSeriesOnRequest() throws {
+        let grid = "grid:\n  density: [1.0, 0.25]\n  d_model: [64]\n  afrac: [0.25, 0.5]\n  seed: [0, 1]\n  task: [var_swap]\n"
+        let spec = try SweepSpec.parse(grid, file: "t.yaml")
+        XCTAssertEqual(spec.modelPoints.map(\.name), ["d1-w64-a1-s0", "d1-w64-a1-s1", "d0.25-w64-a0.25-s0", "d0.25-w64-a0.25-s1",
+                                                    "d0.25-w64-a0.5-s0", "d0.25-w64-a0.5-s1"])
+        XCTAssertEqual(spec.controlPoints.map(\.name), ["d0.25-w64-a0.25-s0-random-init", "d0.25-w64-a0.5-s0-random-init"])
+        let extra = try SweepSpec.parse(grid + "  dense_afrac: [1.0, 0.25]\n", file: "t.yaml")
+        XCTAssertEqual(extra.grid.denseAfrac, [1, 0.25])
+        XCTAssertEqual(extra.modelPoints.filter { $0.density == 1 }.map(\.name), ["d1-w64-a1-s0", "d1-w64-a1-s1", "d1-w64-a0.25-s0", "d1-w64-a0.25-s1"])
+        assertRejected(grid + "  dense_afrac: [0.25]\n", line: 7, key: "grid.dense_afrac", containing: "must list 1.0")
+        assertRejected("grid:\n  density: [0.25]\n  d_model: [64]\n  task: [var_swap]\n  dense_afrac: [1.0, 0.5]\n", line: 5,
+                       key: "grid.dense_afrac", containing: "no dense model")
+    }
+
+    func testTheRandomInitControlCanBeTurnedOff() throws {
+        let grid = "grid: {density: [1.0, 0.25], d_model: [64], task: [var_swap]}\n"
+        XCTAssertTrue(try SweepSpec.parse(grid, file: "t.yaml").controls.randomInit, "on by default")
+        let off = try SweepSpec.parse(grid + "controls: {random_init: false}\n", file: "t.yaml")
+        XCTAssertTrue(off.controlPoints.isEmpty)
+        XCTAssertEqual(plan(off).count, 1 + 2 + 2)
+        assertRejected(grid + "controls: {random_init: sometimes}\n", line: 2, key: "controls.random_init", containing: "true or false")
+        assertRejected(grid + "controls: {necessity: true}\n", line: 2, key: "controls.necessity", containing: "unknown key")
+    }
+
+    func testSpecsStoredBeforeDenseAfracAndControlsStillDecode() throws {
+        let spec = try SweepSpec.parse("grid: {density: [1.0, 0.25], d_model: [64], task: [var_swap]}", file: "t.yaml")
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(spec)) as! [String: Any]
+        var grid = json["grid"] as! [String: Any]
+        XCTAssertNotNil(grid.removeValue(forKey: "denseAfrac"))
+        json["grid"] = grid
+        XCTAssertNotNil(json.removeValue(forKey: "controls"))
+        let old = try JSONDecoder().decode(SweepSpec.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertEqual(old, spec)
     }
 
     func testBadFilesAreRejectedWithFileLineAndKey() {
@@ -112,6 +166,8 @@ final class SweepFileTests: XCTestCase {
         assertRejected(grid + "timeouts:\n  heartbeat_seconds: 2\n  worker_dead_seconds: 1\n", line: 7,
                        key: "timeouts.worker_dead_seconds", containing: "longer")
         assertRejected(grid + "prune:\n  bisection: middle\n", line: 6, key: "prune.bisection", containing: "trained_mask or all_nodes")
+        assertRejected(grid + "prune:\n  calibration: maybe\n", line: 6, key: "prune.calibration", containing: "true or false")
+        assertRejected(grid + "prune:\n  tau_initializations: 0\n", line: 6, key: "prune.tau_initializations", containing: "at least 1")
         let floor = "grid:\n  density: [0.25, 0.125]\n  d_model: [64, 128]\n  task: [var_swap]\n"
         assertRejected(floor, line: 2, key: "grid.density", containing: "grid.exclude")
         assertRejected(floor + "  exclude:\n    - {density: 0.5}\n", line: 6, key: "grid.exclude", containing: "matches no point")

@@ -55,23 +55,29 @@ extension ReportData {
 extension ReportModel {
     init(point: ModelPoint, embedDensity: Double?) {
         self.init(density: point.density, embedDensity: embedDensity ?? min(1, 4 * point.density),
-                  dModel: point.dModel, afrac: point.afrac, seed: point.seed)
+                  dModel: point.dModel, afrac: point.afrac, seed: point.seed, randomInit: point.isRandomInit)
     }
 }
 
 /// A prune shard's `curve` output: the frontier document of one (model, task), one circuit
-/// document per target loss (SPEC 4). Only the fields the report needs are read.
+/// document per target loss (SPEC 4). Only the fields the report needs are read; `status`,
+/// `full_loss` and `necessity_loss` are optional, so curves written before the pruner recorded
+/// them still load.
 enum CurveFile {
     private struct Point: Decodable {
         var target: Double
         var reachable: Bool
+        var status: String?
         var reached_loss: Double?
         var node_count: Int?
         var edge_count: Int?
+        var full_loss: Double?
+        var necessity_loss: Double?
     }
 
     private struct Document: Decodable {
         var task: String
+        var full_loss: Double?
         var points: [Point]
     }
 
@@ -88,11 +94,23 @@ enum CurveFile {
         } catch {
             throw SweepError("shard \(shard): its curve \(file.path) is not a frontier document: \(error)")
         }
-        return document.points.enumerated().map { i, p in
-            let json = i < rawPoints.count && p.reachable
+        return try document.points.enumerated().map { i, p in
+            let status: ReportCircuit.Status
+            if let text = p.status {
+                guard let value = ReportCircuit.Status(rawValue: text) else {
+                    throw SweepError("shard \(shard): its curve \(file.path) has status '\(text)' at target \(p.target)"
+                                     + " (expected reachable, unreachable or collapsed)")
+                }
+                status = value
+            } else {
+                status = p.reachable ? .reachable : .unreachable
+            }
+            let json = i < rawPoints.count && status != .unreachable
                 ? try? JSONSerialization.data(withJSONObject: rawPoints[i], options: [.prettyPrinted, .sortedKeys]) : nil
-            return ReportCircuit(modelID: modelID, task: document.task, target: p.target, reachable: p.reachable,
-                                 reachedLoss: p.reached_loss, nodes: p.node_count, edges: p.edge_count, circuitJSON: json)
+            return ReportCircuit(modelID: modelID, task: document.task, target: p.target, reachable: status == .reachable,
+                                 status: status, reachedLoss: p.reached_loss, nodes: p.node_count, edges: p.edge_count,
+                                 fullLoss: p.full_loss ?? document.full_loss, necessityLoss: p.necessity_loss,
+                                 circuitJSON: json)
         }
     }
 }

@@ -10,11 +10,16 @@ public enum ReportError: Error, CustomStringConvertible {
     }
 }
 
-/// Writes a run's report: frontier.csv, frontier.json, models.csv, circuits/*.json, index.html.
+/// Writes a run's report: frontier.csv, frontier.json, models.csv, training_curves.csv,
+/// circuits/*.json and a page per circuit (circuits/*.html), index.html.
 public struct ReportWriter {
     public let data: ReportData
+    public let details: ReportDetails
 
-    public init(data: ReportData) { self.data = data }
+    public init(data: ReportData, details: ReportDetails = ReportDetails()) {
+        self.data = data
+        self.details = details
+    }
 
     /// Writes every file into `directory` (created when missing) and returns the paths written.
     @discardableResult
@@ -37,16 +42,20 @@ public struct ReportWriter {
         try put("frontier.csv", Data(frontierCSV().utf8))
         try put("frontier.json", try frontierJSON())
         try put("models.csv", Data(modelsCSV().utf8))
-        for circuit in data.circuits where data.isHeadline(circuit) {
-            guard let json = circuit.circuitJSON else { continue }
-            try put("\(circuit.modelID)__\(circuit.task).json", json, in: circuitsDir)
+        if !details.trainingCurves.isEmpty { try put("training_curves.csv", Data(trainingCurvesCSV().utf8)) }
+        for (model, circuit) in HTMLReport(data: data).circuitPages() {
+            let key = ReportDetails.circuitKey(modelID: model.identifier, task: circuit.task)
+            try put("\(key).json", circuit.circuitJSON!, in: circuitsDir)
+            let page = try CircuitPage(model: model, circuit: circuit, analysis: details.analyses[key], sweepName: data.sweepName).render()
+            try put("\(key).html", Data(page.utf8), in: circuitsDir)
         }
-        try put("index.html", Data(HTMLReport(data: data).render().utf8))
+        try put("index.html", Data(HTMLReport(data: data, details: details).render().utf8))
         return written
     }
 
     static let frontierColumns = ["density", "embed_density", "d_model", "afrac", "seed", "task", "pretrain_loss",
-                                  "target", "reached_loss", "nodes", "edges", "reachable"]
+                                  "target", "reached_loss", "nodes", "edges", "reachable", "status", "full_loss",
+                                  "necessity_loss", "role"]
 
     /// One row per model × task × target loss, models in sweep order.
     func frontierRows() -> [(ReportModel, ReportCircuit)] {
@@ -62,7 +71,8 @@ public struct ReportWriter {
         for (m, c) in frontierRows() {
             var fields = modelFields(m)
             fields += [csvField(c.task), optional(m.pretrainLoss), ReportFormat.number(c.target), optional(c.reachedLoss)]
-            fields += [optional(c.nodes), optional(c.edges), c.reachable ? "true" : "false"]
+            fields += [optional(c.nodes), optional(c.edges), c.reachable ? "true" : "false", c.status.rawValue]
+            fields += [optional(c.fullLoss), optional(c.necessityLoss), m.role.rawValue]
             lines.append(fields.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
@@ -80,11 +90,33 @@ public struct ReportWriter {
             var reached_loss: Double?
             var nodes, edges: Int?
             var reachable: Bool
+            var status: String
+            var full_loss, necessity_loss: Double?
+            var role: String
+
+            // Absent values are written as null, so every row has every column.
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(density, forKey: .density); try c.encode(embed_density, forKey: .embed_density)
+                try c.encode(d_model, forKey: .d_model); try c.encode(afrac, forKey: .afrac); try c.encode(seed, forKey: .seed)
+                try c.encode(task, forKey: .task); try c.encode(pretrain_loss, forKey: .pretrain_loss)
+                try c.encode(target, forKey: .target); try c.encode(reached_loss, forKey: .reached_loss)
+                try c.encode(nodes, forKey: .nodes); try c.encode(edges, forKey: .edges)
+                try c.encode(reachable, forKey: .reachable); try c.encode(status, forKey: .status)
+                try c.encode(full_loss, forKey: .full_loss); try c.encode(necessity_loss, forKey: .necessity_loss)
+                try c.encode(role, forKey: .role)
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case density, embed_density, d_model, afrac, seed, task, pretrain_loss, target, reached_loss, nodes, edges
+                case reachable, status, full_loss, necessity_loss, role
+            }
         }
         let rows = frontierRows().map { m, c in
             Row(density: m.density, embed_density: m.embedDensity, d_model: m.dModel, afrac: m.afrac, seed: m.seed,
                 task: c.task, pretrain_loss: m.pretrainLoss, target: c.target, reached_loss: c.reachedLoss,
-                nodes: c.nodes, edges: c.edges, reachable: c.reachable)
+                nodes: c.nodes, edges: c.edges, reachable: c.reachable, status: c.status.rawValue, full_loss: c.fullLoss,
+                necessity_loss: c.necessityLoss, role: m.role.rawValue)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -94,14 +126,25 @@ public struct ReportWriter {
     public func modelsCSV() -> String {
         let points = Dictionary(SweepFrontier.points(data).map { ($0.model.identifier, $0) }, uniquingKeysWith: { a, _ in a })
         let target = ReportFormat.number(data.headlineTarget)
-        var lines = ["density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,geomean_edges_at_\(target),tasks_reached,tasks_total"]
+        var lines = ["density,embed_density,d_model,afrac,seed,pretrain_loss,nonzero_weights,geomean_edges_at_\(target),tasks_reached,tasks_total,role"]
         for m in data.models {
             let p = points[m.identifier]
             let atTarget = data.headlineCircuits(of: m)
             var fields = modelFields(m)
             fields += [optional(m.pretrainLoss), optional(m.nonzeroWeights), optional(p?.geometricMeanEdges)]
-            fields += [String(atTarget.filter(\.reachable).count), String(atTarget.count)]
+            fields += [String(atTarget.filter(\.reachable).count), String(atTarget.count), m.role.rawValue]
             lines.append(fields.joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Every model's training curve, one row per recorded step.
+    public func trainingCurvesCSV() -> String {
+        var lines = [(["density", "embed_density", "d_model", "afrac", "seed"] + TrainingCurve.columns).joined(separator: ",")]
+        for m in data.models {
+            guard let curve = details.trainingCurves[m.identifier] else { continue }
+            let prefix = modelFields(m).joined(separator: ",")
+            lines += curve.csv().split(separator: "\n").dropFirst().map { prefix + "," + $0 }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -118,54 +161,35 @@ public struct ReportWriter {
     }
 }
 
-/// The headline numbers as a plain-text table, for `circuitry status` and the end of `circuitry run`.
-public enum HeadlineText {
-    public static func render(_ data: ReportData) -> String {
-        let points = SweepFrontier.points(data)
-        let headline = SweepFrontier.headline(data)
-        let target = ReportFormat.number(data.headlineTarget)
-        var out = "Circuit edges at task loss \(target) (geometric mean over tasks reached):\n"
-        if points.isEmpty {
-            return out + "  no circuits yet\n"
-        }
-        let header = ["d_model", "density", "pretrain loss", "edges", "tasks", "pareto"]
-        var rows = points.sorted { ($0.model.dModel, -$0.model.density) < ($1.model.dModel, -$1.model.density) }.map { p in
-            [String(p.model.dModel), ReportFormat.number(p.model.density), ReportFormat.loss(p.pretrainLoss),
-             ReportFormat.edges(p.geometricMeanEdges), "\(p.tasksReached)/\(p.tasksTotal)", p.isPareto ? "*" : ""]
-        }
-        rows.insert(header, at: 0)
-        out += table(rows)
-        if let ratio = headline.ratio {
-            out += "Dense/sparse circuit edges at matched pretraining loss: " + ReportFormat.ratio(ratio)
-            out += headline.interpolated ? " (interpolated along the dense frontier" : " (nearest dense model: the losses do not overlap"
-            out += headline.tasks.isEmpty ? "; no task reached by every model)\n"
-                                          : "; over the \(headline.tasks.count) tasks every model reached)\n"
-        } else {
-            out += "Dense/sparse ratio: needs at least one dense and one sparse model with circuits\n"
-        }
-        return out
-    }
-
-    static func table(_ rows: [[String]]) -> String {
-        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        return rows.map { row in
-            "  " + zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n") + "\n"
-    }
-}
-
 /// The report of a run as `run`, `coordinator` and `status` show it: the headline table and where
 /// the report files are.
 public enum RunReport {
     public static func directory(of runDirectory: URL) -> URL { RunDirectory(runDirectory).report }
 
-    /// Writes the report into RUN_DIR/report and returns the headline table and its location.
-    public static func write(runDirectory: URL) throws -> String {
+    /// Writes the report into `out` (default RUN_DIR/report) and returns the headline table and its location.
+    public static func write(runDirectory: URL, to out: URL? = nil) throws -> String {
+        try writeOnce(runDirectory: runDirectory, to: out ?? directory(of: runDirectory)).text
+    }
+
+    private static func writeOnce(runDirectory: URL, to out: URL) throws -> (text: String, running: Bool) {
         let data = try ReportData.load(runDirectory: runDirectory)
-        let out = directory(of: runDirectory)
-        try ReportWriter(data: data).write(to: out)
-        return HeadlineText.render(data) + "report: \(out.appendingPathComponent("index.html").path)\n"
+        let details = try ReportDetails.load(runDirectory: runDirectory)
+        try ReportWriter(data: data, details: details).write(to: out)
+        var text = HeadlineText.render(data)
+        for problem in details.problems { text += "warning: \(problem)\n" }
+        return (text + "report: \(out.appendingPathComponent("index.html").path)\n", details.running)
+    }
+
+    /// Rewrites the report every `seconds` while the sweep runs, and once more when it has ended;
+    /// `onWrite` gets each report's text.
+    public static func watch(runDirectory: URL, to out: URL? = nil, every seconds: Double, onWrite: (String) -> Void) throws {
+        let target = out ?? directory(of: runDirectory)
+        while true {
+            let (text, running) = try writeOnce(runDirectory: runDirectory, to: target)
+            onWrite(text)
+            guard running else { return }
+            Thread.sleep(forTimeInterval: seconds)
+        }
     }
 
     /// The headline table from the store, and where the report was last written (nothing is written).
