@@ -147,15 +147,24 @@ public final class Trainer {
                           embedDensity: sched.embedDensity)
     }
 
+    /// The projection of `projectAndDecay` outside an optimizer step: the keys come from the weights
+    /// as they are, and nothing decays.
+    func project(_ tensor: ParameterTensor, density: Double, scratch: ProjectionScratch) {
+        let w = model.parameters.pointer + tensor.offset, keys = magnitudeKeys + tensor.offset
+        for i in 0..<tensor.count { keys[i] = magnitudeKey(w[i]) }
+        projectAndDecay(tensor, density: density, decay: nil, scratch: scratch)
+    }
+
     /// Keeps the ceil(density * numel) largest |w| of `tensor` (with the per-neuron floor for block
-    /// matrices), zeroes the rest and their moments, and decays the kept weights: w -= decay * w.
-    /// Selects on `magnitudeKeys` (the keys of |w| the Adam pass wrote; forced entries get the key of +infinity).
-    func projectAndDecay(_ tensor: ParameterTensor, density: Double, decay: Float, scratch: ProjectionScratch) {
+    /// matrices), zeroes the rest and their moments, and decays the kept weights (w -= decay * w) when
+    /// `decay` is given. Selects on `magnitudeKeys` (the keys of |w| the Adam pass wrote; forced entries
+    /// get the key of +infinity).
+    func projectAndDecay(_ tensor: ParameterTensor, density: Double, decay: Float?, scratch: ProjectionScratch) {
         let count = tensor.count
         var k = keptCount(density, count)
         let w = model.parameters.pointer + tensor.offset
         if k >= count {
-            for i in 0..<count { w[i] -= decay * w[i] }
+            if let decay { for i in 0..<count { w[i] -= decay * w[i] } }
             return
         }
         let keys = magnitudeKeys + tensor.offset
@@ -187,9 +196,11 @@ public final class Trainer {
         }
         selectTopKeys(keys, count, k, keep: keep, histogram: selection.histogram, buffer: selection.buffer)
         let m = adamM.pointer + tensor.offset, v = adamV.pointer + tensor.offset
+        let decays = decay != nil, rate = decay ?? 0
         for i in 0..<count {            // branch-free: kept entries decay, dropped ones and their moments become +0
             let mask = 0 &- UInt32(keep[i])
-            w[i] = Float(bitPattern: (w[i] - decay * w[i]).bitPattern & mask)
+            let kept = decays ? w[i] - rate * w[i] : w[i]
+            w[i] = Float(bitPattern: kept.bitPattern & mask)
             m[i] = Float(bitPattern: m[i].bitPattern & mask)
             v[i] = Float(bitPattern: v[i].bitPattern & mask)
         }
