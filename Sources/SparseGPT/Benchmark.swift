@@ -9,6 +9,8 @@ public struct TrainingBenchmark {
     public var warmup: Int
     /// false runs every product as dense sgemm (to measure what skipping zeros gains).
     public var sparseKernels: Bool
+    /// Whether to time the phases of the timed steps (`Result.phaseMilliseconds`).
+    public var profile = false
 
     public init(model: ModelConfig, training: TrainingConfig, threads: Int = 2, warmup: Int = 5, sparseKernels: Bool = true) {
         self.model = model; self.training = training; self.threads = threads; self.warmup = warmup
@@ -21,7 +23,14 @@ public struct TrainingBenchmark {
         public var parameters: Int
         public var nonzeroParameters: Int
         public var finalLoss: Float
+        /// Per phase (`TrainingPhase` order, then everything else), milliseconds per timed step, wall and
+        /// process CPU time; empty without `profile`.
+        public var phaseMilliseconds: [Double] = []
+        public var phaseCPUMilliseconds: [Double] = []
     }
+
+    /// Names of `Result.phaseMilliseconds`' entries.
+    public static let phaseNames = TrainingPhase.allCases.map(\.label) + ["everything else (norms, GELU, loss, embeddings)"]
 
     public func run() throws -> Result {
         try model.validate()
@@ -33,10 +42,15 @@ public struct TrainingBenchmark {
         let trainer = try Trainer(model: gpt, config: training)
         let window = model.context + 1
         let tokens = randomTokens(count: training.steps * training.batch * window, vocab: model.vocab, seed: training.seed)
-        var start: UInt64 = 0
+        var start: UInt64 = 0, startCPU: UInt64 = 0
         var loss: Float = 0
+        let phases = PhaseTimes()
         for t in 0..<training.steps {
-            if t == warmup { start = DispatchTime.now().uptimeNanoseconds }
+            if t == warmup {
+                start = DispatchTime.now().uptimeNanoseconds
+                startCPU = PhaseTimes.processCPUNanoseconds()
+                if profile { gpt.phaseTimes = phases }
+            }
             var x = [Int32](), y = [Int32]()
             for b in 0..<training.batch {
                 let base = (t * training.batch + b) * window
@@ -45,12 +59,24 @@ public struct TrainingBenchmark {
             }
             loss = try trainer.step(inputs: x, targets: y, batch: training.batch, length: model.context).loss
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 / Double(training.steps - warmup)
+        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        let timedSteps = Double(training.steps - warmup)
+        let seconds = Double(elapsed) * 1e-9 / timedSteps
+        let elapsedCPU = PhaseTimes.processCPUNanoseconds() - startCPU
+        var phaseMilliseconds: [Double] = [], phaseCPUMilliseconds: [Double] = []
+        if profile {
+            func perStep(_ phases: [UInt64], total: UInt64) -> [Double] {
+                phases.map { Double($0) * 1e-6 / timedSteps } + [Double(total &- phases.reduce(0, +)) * 1e-6 / timedSteps]
+            }
+            phaseMilliseconds = perStep(phases.nanoseconds, total: elapsed)
+            phaseCPUMilliseconds = perStep(phases.cpuNanoseconds, total: elapsedCPU)
+        }
         let w = gpt.parameters.pointer
         var nonzero = 0
         for i in 0..<gpt.parameters.count where w[i] != 0 { nonzero += 1 }
         return Result(tokensPerSecond: Double(training.batch * model.context) / seconds, msPerStep: seconds * 1e3,
-                      parameters: gpt.parameters.count, nonzeroParameters: nonzero, finalLoss: loss)
+                      parameters: gpt.parameters.count, nonzeroParameters: nonzero, finalLoss: loss, phaseMilliseconds: phaseMilliseconds,
+                      phaseCPUMilliseconds: phaseCPUMilliseconds)
     }
 
     /// One JSON line with the reference bench's fields (config, threads, tokens_per_second, ms_per_step,
@@ -66,6 +92,13 @@ public struct TrainingBenchmark {
         object["params"] = r.parameters
         object["nonzero_params"] = r.nonzeroParameters
         object["final_loss"] = (Double(r.finalLoss) * 1e4).rounded() / 1e4
+        if !r.phaseMilliseconds.isEmpty {
+            var phases: [String: [Double]] = [:]
+            for (i, name) in TrainingBenchmark.phaseNames.enumerated() {
+                phases[name] = [r.phaseMilliseconds[i], r.phaseCPUMilliseconds[i]].map { ($0 * 1000).rounded() / 1000 }
+            }
+            object["phase_ms_per_step_wall_cpu"] = phases
+        }
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 }

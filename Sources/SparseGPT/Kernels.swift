@@ -6,15 +6,37 @@ import Foundation
 
 typealias FloatPointer = UnsafeMutablePointer<Float>
 
-/// Runs body(chunk) for chunk in 0..<chunks on up to `threads` threads. The partition of work into
-/// chunks is fixed by the caller, so results do not depend on scheduling.
+/// Runs body(chunk, worker) for every chunk in 0..<chunks on min(threads, chunks) threads: worker w
+/// takes chunks w, w + workers, ... and may use scratch of its own. Callers choose the chunks from
+/// the problem's size alone (`fixedChunks`), never from the thread count, and each chunk writes only
+/// its own outputs, so results are bitwise the same for any thread count.
+@inline(__always)
+func parallelForWorkers(_ chunks: Int, threads: Int, _ body: (_ chunk: Int, _ worker: Int) -> Void) {
+    let workers = min(max(threads, 1), chunks)
+    if workers <= 1 {
+        for c in 0..<chunks { body(c, 0) }
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        var c = worker
+        while c < chunks {
+            body(c, worker)
+            c += workers
+        }
+    }
+}
+
+/// `parallelForWorkers` for chunks that need no scratch.
 @inline(__always)
 func parallelFor(_ chunks: Int, threads: Int, _ body: (Int) -> Void) {
-    if threads <= 1 || chunks <= 1 {
-        for c in 0..<chunks { body(c) }
-    } else {
-        DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
-    }
+    parallelForWorkers(chunks, threads: threads) { chunk, _ in body(chunk) }
+}
+
+/// How many chunks to split n units of work into: as many as fit `minimumSize` units each, at most
+/// `maximum`. Depends on the size only, so results do not depend on the thread count.
+@inline(__always)
+func fixedChunks(_ n: Int, minimumSize: Int, maximum: Int = 32) -> Int {
+    max(1, min(maximum, n / max(minimumSize, 1)))
 }
 
 /// The sum of `partSum` over `parts` contiguous ranges of 0..<n, computed in parallel and added in
@@ -67,7 +89,7 @@ let rmsEps: Float = 1e-5
 
 func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int,
                     threads: Int = 1) {
-    let parts = max(1, min(threads, rows))
+    let parts = fixedChunks(rows, minimumSize: 16)
     parallelFor(parts, threads: threads) { part in
         for r in chunkRange(rows, parts: parts, part) {
             let xr = x + r * d, o = out + r * d
@@ -81,10 +103,10 @@ func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: UnsafePointer<
 }
 
 /// dX += dNorm backward; dGain += (optional). Each part sums its rows' dGain separately and the parts
-/// are added in order, so the result depends only on the thread count.
+/// are added in order.
 func rmsnormBackward(dX: FloatPointer, dGain: FloatPointer?, dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                      rstd: UnsafePointer<Float>, gain: UnsafePointer<Float>, rows: Int, d: Int, threads: Int = 1) {
-    let parts = max(1, min(threads, rows))
+    let parts = fixedChunks(rows, minimumSize: 16)
     let partial = UnsafeMutablePointer<Float>.allocate(capacity: parts * d)
     defer { partial.deallocate() }
     partial.initialize(repeating: 0, count: parts * d)
@@ -111,7 +133,7 @@ func rmsnormBackward(dX: FloatPointer, dGain: FloatPointer?, dOut: UnsafePointer
 
 func linearForward(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, inFeatures: Int,
                    outFeatures: Int, threads: Int = 1) {
-    let parts = max(1, min(threads, rows / 16))
+    let parts = fixedChunks(rows, minimumSize: 128, maximum: 16)
     parallelFor(parts, threads: threads) { part in
         let r = chunkRange(rows, parts: parts, part)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outFeatures), Int32(inFeatures),
@@ -120,12 +142,12 @@ func linearForward(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight: U
     }
 }
 
-/// dInput = dOut @ W (overwritten); dWeight += dOut^T @ input when dWeight is given. Threads split
+/// dInput = dOut @ W (overwritten); dWeight += dOut^T @ input when dWeight is given. Chunks split
 /// the rows of dInput and the rows (output features) of dWeight.
 func linearBackward(dInput: FloatPointer?, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
                     weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int, threads: Int = 1) {
     if let dInput {
-        let parts = max(1, min(threads, rows / 16))
+        let parts = fixedChunks(rows, minimumSize: 128, maximum: 16)
         parallelFor(parts, threads: threads) { part in
             let r = chunkRange(rows, parts: parts, part)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(inFeatures), Int32(outFeatures),
@@ -134,7 +156,7 @@ func linearBackward(dInput: FloatPointer?, dWeight: FloatPointer?, dOut: UnsafeP
         }
     }
     if let dWeight {
-        let parts = max(1, min(threads, outFeatures / 16))
+        let parts = fixedChunks(outFeatures, minimumSize: 64, maximum: 8)
         parallelFor(parts, threads: threads) { part in
             let o = chunkRange(outFeatures, parts: parts, part)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(o.count), Int32(inFeatures), Int32(rows),
@@ -151,7 +173,7 @@ private let geluScale: Float = (2 / Float.pi).squareRoot()
 /// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3); keeps tanh(u) for the backward.
 /// tanh(u) = 1 - 2 / (exp(2u) + 1): one expf instead of tanhf.
 func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<Float>, count: Int, threads: Int = 1) {
-    let parts = max(1, min(threads, count / 4096))
+    let parts = fixedChunks(count, minimumSize: 4096)
     parallelFor(parts, threads: threads) { part in
         let range = chunkRange(count, parts: parts, part)
         @inline(__always) func gelu(_ v: Lanes) -> (out: Lanes, tanh: Lanes) {
@@ -177,7 +199,7 @@ func geluForward(_ out: FloatPointer, tanhOut: FloatPointer, _ x: UnsafePointer<
 
 /// dX = dOut * gelu'(x), in place on dOut, from the forward's tanh values.
 func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafePointer<Float>, count: Int, threads: Int = 1) {
-    let parts = max(1, min(threads, count / 4096))
+    let parts = fixedChunks(count, minimumSize: 4096)
     parallelFor(parts, threads: threads) { part in
         for i in chunkRange(count, parts: parts, part) {
             let v = x[i], th = tanh[i]
@@ -194,9 +216,9 @@ func geluBackward(_ dOut: FloatPointer, _ x: UnsafePointer<Float>, tanh: UnsafeP
 /// a qkv row): each row's selection starts from the threshold of the last row of its kind.
 func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: Int, n: Int, k: Int,
                     scratch: [SelectionScratch], threads: Int, interleave: Int = 1) {
-    let parts = max(1, min(scratch.count, rows))
-    parallelFor(parts, threads: threads) { part in
-        let s = scratch[part]
+    let parts = fixedChunks(rows, minimumSize: 8)
+    parallelForWorkers(parts, threads: min(threads, scratch.count)) { part, worker in
+        let s = scratch[worker]
         var hints = (UInt32(0x3f00_0000), UInt32(0x3f00_0000), UInt32(0x3f00_0000), UInt32(0x3f00_0000))
         for r in chunkRange(rows, parts: parts, part) {
             let row = x + r * n, kr = keep + r * n
@@ -214,7 +236,7 @@ func absTopKForward(_ x: FloatPointer, keep: UnsafeMutablePointer<UInt8>, rows: 
 
 /// dX = dOut * keep, in place (branch-free).
 func absTopKBackward(_ dOut: FloatPointer, keep: UnsafePointer<UInt8>, count: Int, threads: Int = 1) {
-    let parts = max(1, min(threads, count / 4096))
+    let parts = fixedChunks(count, minimumSize: 4096)
     parallelFor(parts, threads: threads) { part in
         for i in chunkRange(count, parts: parts, part) {
             dOut[i] = Float(bitPattern: dOut[i].bitPattern & (0 &- UInt32(keep[i])))
@@ -265,7 +287,7 @@ func attentionForward(_ out: FloatPointer, probs: FloatPointer, qkv: UnsafePoint
                       d: Int, dHead: Int, threads: Int) {
     let heads = d / dHead, stride = Int32(3 * d)
     let scale = 1 / Float(dHead).squareRoot()
-    let parts = max(1, min(threads, layout.count * heads))
+    let parts = fixedChunks(layout.count * heads, minimumSize: 1)
     parallelFor(parts, threads: threads) { part in
         for bh in chunkRange(layout.count * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
@@ -301,9 +323,9 @@ func attentionBackward(dQKV: FloatPointer, dOut: UnsafePointer<Float>, probs: Un
     let heads = d / dHead, stride = Int32(3 * d)
     let longest = layout.lengths.max() ?? 0
     let scale = 1 / Float(dHead).squareRoot()
-    let parts = max(1, min(threads, layout.count * heads))
-    parallelFor(parts, threads: threads) { part in
-        let dp = scratch + part * longest * longest
+    let parts = fixedChunks(layout.count * heads, minimumSize: 1)
+    parallelForWorkers(parts, threads: threads) { part, worker in
+        let dp = scratch + worker * longest * longest
         for bh in chunkRange(layout.count * heads, parts: parts, part) {
             let b = bh / heads, h = bh % heads
             let T = layout.lengths[b], start = layout.starts[b]
@@ -348,7 +370,7 @@ func lastQueryAttentionForward(_ out: FloatPointer, probs: FloatPointer, q: Unsa
                                layout: SequenceLayout, d: Int, dHead: Int, threads: Int) {
     let heads = d / dHead
     let scale = 1 / Float(dHead).squareRoot()
-    let parts = max(1, min(threads, layout.count * heads / 64))
+    let parts = fixedChunks(layout.count * heads, minimumSize: 64)
     parallelFor(parts, threads: threads) { part in
         for sh in chunkRange(layout.count * heads, parts: parts, part) {
             let s = sh / heads, h = sh % heads
@@ -385,9 +407,9 @@ func lastQueryAttentionBackward(dQ: FloatPointer, dKV: FloatPointer, dOut: Unsaf
     let heads = d / dHead
     let longest = layout.lengths.max() ?? 0
     let scale = 1 / Float(dHead).squareRoot()
-    let parts = max(1, min(threads, layout.count * heads / 64))
-    parallelFor(parts, threads: threads) { part in
-        let dp = scratch + part * longest
+    let parts = fixedChunks(layout.count * heads, minimumSize: 64)
+    parallelForWorkers(parts, threads: threads) { part, worker in
+        let dp = scratch + worker * longest
         for sh in chunkRange(layout.count * heads, parts: parts, part) {
             let s = sh / heads, h = sh % heads
             let T = layout.lengths[s], start = layout.starts[s]
@@ -418,11 +440,11 @@ func lastQueryAttentionBackward(dQ: FloatPointer, dKV: FloatPointer, dOut: Unsaf
 // MARK: - cross-entropy
 
 /// Mean next-token cross-entropy over rows; writes dLogits = (softmax - onehot) / rows when given.
-/// Per-part float64 loss sums are added in order (deterministic for a thread count).
+/// Per-part float64 loss sums are added in order.
 func crossEntropy(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int, dLogits: FloatPointer?,
                   threads: Int = 1) -> Float {
     let inv = 1 / Float(rows)
-    let total = orderedParallelSum(rows, parts: max(1, min(threads, rows / 8)), threads: threads) { range in
+    let total = orderedParallelSum(rows, parts: fixedChunks(rows, minimumSize: 8), threads: threads) { range in
         var total: Double = 0
         for r in range {
             let l = logits + r * vocab

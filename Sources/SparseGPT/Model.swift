@@ -49,7 +49,7 @@ final class BlockActivations {
 /// For the task loss of pruning, `answerTaskLoss(tokens:lengths:candidates:ablation:maskGradient:)`
 /// gives the same loss and node mask gradient as forward + `taskLoss` + backward while computing only
 /// what the loss at each prompt's last position depends on.
-/// Results are deterministic for a fixed thread count.
+/// Results are deterministic, and bitwise the same for any thread count.
 public final class GPT {
     public let config: ModelConfig
     public let layout: ParameterLayout
@@ -109,6 +109,8 @@ public final class GPT {
     static let sparseProductCutoff = 1.0 / 32
     /// d loss / d mask of the last backward after an ablated forward (global node order).
     public internal(set) var nodeMaskGradient: [Float] = []
+    /// When attached, forward, backward and `Trainer.step` add their phases' wall and CPU time to it.
+    public var phaseTimes: PhaseTimes?
 
     /// A model with the SPEC 2 initialisation drawn from `seed`.
     public convenience init(config: ModelConfig, seed: UInt64, threads: Int = 1) throws {
@@ -231,8 +233,10 @@ public final class GPT {
     func finish(_ site: Site, rows: Int, width: Int, segment: Int, nodeOffset: Int) -> UnsafeMutablePointer<Float> {
         let k = keptCount(config.afrac, segment)
         if k < segment {
-            absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
-                           scratch: selection, threads: threads, interleave: width / segment)
+            timed(.absTopK) {
+                absTopKForward(site.value.pointer, keep: site.keep.pointer, rows: rows * width / segment, n: segment, k: k,
+                               scratch: selection, threads: threads, interleave: width / segment)
+            }
         }
         guard let ablation else { return site.value.pointer }
         if site.ablated == nil || site.ablated!.count < site.value.count { site.ablated = FloatBuffer(count: site.value.count) }
@@ -281,6 +285,10 @@ public final class GPT {
     /// task path, the last layer's c_attn split into its q rows and its k, v rows). Skipped when the
     /// weights are unchanged since the last build.
     func prepareSparseWeights() {
+        timed(.compressedMatrices) { rebuildSparseWeightsIfChanged() }
+    }
+
+    private func rebuildSparseWeightsIfChanged() {
         if sparseWeightsAreCurrent() { return }
         let c = config, d = c.dModel
         let activationDensity = keptCount(c.afrac, d) < d ? c.afrac : 1
@@ -314,6 +322,14 @@ public final class GPT {
     /// site `input` comes from when it is that site's ablated output.
     func linear(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
                         outFeatures: Int, sparse: SparseMatrix?, ablatedAt nodeOffset: Int? = nil) {
+        timed(.forwardProducts) {
+            denseOrSparseProduct(out, input, weight: offset, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
+                          ablatedAt: nodeOffset)
+        }
+    }
+
+    private func denseOrSparseProduct(_ out: FloatPointer, _ input: UnsafePointer<Float>, weight offset: Int, rows: Int, inFeatures: Int,
+                               outFeatures: Int, sparse: SparseMatrix?, ablatedAt nodeOffset: Int?) {
         if let sparse, let ablation, let nodeOffset, separatesPrunedColumns {
             ablatedSparseProduct(out, input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
                                  ablation: ablation, nodeOffset: nodeOffset)
@@ -359,7 +375,7 @@ public final class GPT {
         for j in 0..<inFeatures where pruned[j] != 0 {
             for e in Int(start[j])..<Int(start[j + 1]) { prunedProduct[Int(index[e])] += pruned[j] * value[e] }
         }
-        let parts = max(1, min(threads, rows))
+        let parts = fixedChunks(rows, minimumSize: 8)
         parallelFor(parts, threads: threads) { part in
             for r in chunkRange(rows, parts: parts, part) {
                 let o = out + r * outFeatures, a = input + r * inFeatures
@@ -412,12 +428,20 @@ public final class GPT {
     /// dInput = dOut @ W (skipping zeros when W is compressed) and dWeight += dOut^T @ input (dense: Adam needs all of it).
     func linearGrad(dInput: FloatPointer, dWeight: FloatPointer?, dOut: UnsafePointer<Float>, _ input: UnsafePointer<Float>,
                             weight offset: Int, rows: Int, inFeatures: Int, outFeatures: Int, sparse: SparseMatrix?) {
-        if let sparse {
-            sparseProduct(dInput, outWidth: inFeatures, dOut, inWidth: outFeatures, rows: rows, start: sparse.rowStart,
-                          index: sparse.rowIndex, value: sparse.rowValue, indices: activeInputs, threads: threads)
+        timed(.inputGradients) {
+            if let sparse {
+                sparseProduct(dInput, outWidth: inFeatures, dOut, inWidth: outFeatures, rows: rows, start: sparse.rowStart,
+                              index: sparse.rowIndex, value: sparse.rowValue, indices: activeInputs, threads: threads)
+            } else {
+                linearBackward(dInput: dInput, dWeight: nil, dOut: dOut, input, weight: parameters.pointer + offset,
+                               rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
+            }
         }
-        linearBackward(dInput: sparse == nil ? dInput : nil, dWeight: dWeight, dOut: dOut, input, weight: parameters.pointer + offset,
-                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
+        guard let dWeight else { return }
+        timed(.weightGradients) {
+            linearBackward(dInput: nil, dWeight: dWeight, dOut: dOut, input, weight: parameters.pointer + offset,
+                           rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
+        }
     }
 
     func runForward() {
@@ -431,7 +455,7 @@ public final class GPT {
         for l in 0..<c.nLayer { blockForward(l, rows: rows) }
         let xf = finalInput
         rmsnormForward(lnfOut.pointer, rstd: rstdF.pointer, xf, gain: P + layout.lnF, rows: rows, d: d, threads: threads)
-        linearForward(logits.pointer, lnfOut.pointer, weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab, threads: threads)
+        linear(logits.pointer, lnfOut.pointer, weight: layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab, sparse: nil)
     }
 
     /// Block `l` on all `rows` rows of `sequences`: residuals[l] -> residuals[l + 1].
@@ -446,8 +470,10 @@ public final class GPT {
         linear(a.qkv.value.pointer, h1, weight: w.cAttn, rows: rows, inFeatures: d, outFeatures: 3 * d, sparse: sw[0],
                ablatedAt: nodes.offset(layer: l, .attnIn))
         let qkv = finish(a.qkv, rows: rows, width: 3 * d, segment: d, nodeOffset: nodes.offset(layer: l, .q))
-        attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, layout: sequences, d: d, dHead: c.dHead, threads: threads)
-        linearForward(a.attnOut.value.pointer, a.attnY.pointer, weight: P + w.attnProj, rows: rows, inFeatures: d, outFeatures: d, threads: threads)
+        timed(.attention) {
+            attentionForward(a.attnY.pointer, probs: a.probs.pointer, qkv: qkv, layout: sequences, d: d, dHead: c.dHead, threads: threads)
+        }
+        linear(a.attnOut.value.pointer, a.attnY.pointer, weight: w.attnProj, rows: rows, inFeatures: d, outFeatures: d, sparse: nil)
         let ao = finish(a.attnOut, rows: rows, width: d, segment: d, nodeOffset: nodes.offset(layer: l, .attnOut))
         let x2 = a.residMid.pointer
         for i in 0..<rows * d { x2[i] = x[i] + ao[i] }
@@ -579,7 +605,7 @@ public final class GPT {
                 }
             }
         }
-        if let keep { absTopKBackward(grad, keep: keep, count: rows * width, threads: threads) }
+        if let keep { timed(.absTopK) { absTopKBackward(grad, keep: keep, count: rows * width, threads: threads) } }
     }
 
     func runBackward(parameterGradients: Bool) {
@@ -590,8 +616,8 @@ public final class GPT {
         if ablation != nil { nodeGradientSums = [Double](repeating: 0, count: nodes.count) }
         func g(_ offset: Int) -> FloatPointer? { G.map { $0 + offset } }
 
-        linearBackward(dInput: dA.pointer, dWeight: g(layout.lmHead), dOut: dLogits.pointer, lnfOut.pointer,
-                       weight: P + layout.lmHead, rows: rows, inFeatures: d, outFeatures: c.vocab, threads: threads)
+        linearGrad(dInput: dA.pointer, dWeight: g(layout.lmHead), dOut: dLogits.pointer, lnfOut.pointer, weight: layout.lmHead,
+                   rows: rows, inFeatures: d, outFeatures: c.vocab, sparse: nil)
         let dR = dResid.pointer
         dResid.zero()
         let xf = ablation == nil ? residuals[c.nLayer].pointer : finalAblated!.pointer
@@ -652,8 +678,10 @@ public final class GPT {
                      rows: rows, width: d, nodeOffset: nodes.offset(layer: l, .attnOut))
         linearGrad(dInput: dY.pointer, dWeight: g(w.attnProj), dOut: dA.pointer, a.attnY.pointer, weight: w.attnProj,
                    rows: rows, inFeatures: d, outFeatures: d, sparse: sw[1])
-        attentionBackward(dQKV: dQKV.pointer, dOut: dY.pointer, probs: a.probs.pointer, qkv: out(a.qkv), layout: sequences,
-                          d: d, dHead: c.dHead, threads: threads, scratch: scratch.pointer)
+        timed(.attention) {
+            attentionBackward(dQKV: dQKV.pointer, dOut: dY.pointer, probs: a.probs.pointer, qkv: out(a.qkv), layout: sequences,
+                              d: d, dHead: c.dHead, threads: threads, scratch: scratch.pointer)
+        }
         siteBackward(dQKV.pointer, value: a.qkv.value.pointer, keep: sparseActivations ? a.qkv.keep.pointer : nil,
                      rows: rows, width: 3 * d, nodeOffset: nodes.offset(layer: l, .q))
         linearGrad(dInput: dA.pointer, dWeight: g(w.cAttn), dOut: dQKV.pointer, out(a.attnIn), weight: w.cAttn,

@@ -70,9 +70,9 @@ final class SparseMatrix {
 func sparseProduct(_ out: FloatPointer, outWidth: Int, _ input: UnsafePointer<Float>, inWidth: Int, rows: Int,
                    start: UnsafePointer<Int32>, index: UnsafePointer<Int32>, value: UnsafePointer<Float>,
                    indices: UnsafeMutablePointer<Int32>, threads: Int) {
-    let parts = max(1, min(threads, rows))
-    parallelFor(parts, threads: threads) { part in
-        let active = indices + part * inWidth
+    let parts = fixedChunks(rows, minimumSize: 8)
+    parallelForWorkers(parts, threads: threads) { part, worker in
+        let active = indices + worker * inWidth
         for n in chunkRange(rows, parts: parts, part) {
             let o = out + n * outWidth, x = input + n * inWidth
             o.update(repeating: 0, count: outWidth)

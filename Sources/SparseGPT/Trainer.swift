@@ -31,18 +31,21 @@ public final class Trainer {
     public let adamV: FloatBuffer
     /// Scratch of one thread's projections.
     final class ProjectionScratch {
-        let scores: FloatBuffer
         let selection: SelectionScratch
         let keep: ByteBuffer
         let forced: ByteBuffer
         init(capacity: Int) {
-            scores = FloatBuffer(count: capacity)
             selection = SelectionScratch(capacity: capacity)
             keep = ByteBuffer(count: capacity)
             forced = ByteBuffer(count: capacity)
         }
     }
-    private let projectionScratch: [ProjectionScratch]
+    /// One per thread; grows when the model's thread count does (`GPT.setThreads` between steps).
+    private var projectionScratch: [ProjectionScratch]
+    /// The selection keys of |w| after Adam (`magnitudeKey`), written by the Adam pass for the projection.
+    private let magnitudeKeys: UnsafeMutablePointer<UInt32>
+    /// The matrices, largest first (the projection hands them out to threads in this order).
+    private let matrices: [ParameterTensor]
 
     /// A fresh trainer (step 0, zero moments). Checks the config's ranges but not SPEC 3's floor rule
     /// (`TrainingConfig.validate(for:)` does, for runs a user starts).
@@ -55,7 +58,11 @@ public final class Trainer {
         adamV = FloatBuffer(count: model.layout.count)
         let largest = model.layout.tensors.map(\.count).max() ?? 1
         projectionScratch = (0..<model.threads).map { _ in ProjectionScratch(capacity: largest) }
+        magnitudeKeys = .allocate(capacity: max(model.layout.count, 1))
+        matrices = model.layout.tensors.filter(\.isMatrix).sorted { $0.count > $1.count }
     }
+
+    deinit { magnitudeKeys.deallocate() }
 
     /// A trainer resumed at `step` with the given moments.
     public convenience init(model: GPT, config: TrainingConfig, step: Int, adamM m: [Float], adamV v: [Float]) throws {
@@ -77,9 +84,10 @@ public final class Trainer {
         model.backwardFromLoss(parameterGradients: true)
         let n = model.layout.count
         let g = model.gradients.pointer, w = model.parameters.pointer, m = adamM.pointer, v = adamV.pointer
-        // fixed parts, each summed in float64 and added in order: deterministic for a thread count
+        // fixed parts, each summed in float64 and added in order: the same for any thread count
         let threads = model.threads
-        let parts = max(1, min(threads, n / 65536))
+        let optimizerStart = PhaseTimes.now()
+        let parts = fixedChunks(n, minimumSize: 65536, maximum: 64)
         let squares = orderedParallelSum(n, parts: parts, threads: threads) { range in
             var sum: Double = 0
             for i in range { sum += Double(g[i]) * Double(g[i]) }
@@ -95,64 +103,106 @@ public final class Trainer {
         let b1 = Float(config.beta1), b2 = Float(config.beta2)
         let a1 = Float(1 - config.beta1), a2 = Float(1 - config.beta2)
         let lr = Float(sched.lr), eps = Float(config.adamEps)
+        let keys = magnitudeKeys
+        // Adam on 8 lanes at a time (the same IEEE operations as one at a time), also writing the
+        // projection's selection keys so that it need not read the weights again
         parallelFor(parts, threads: threads) { part in
-            for i in chunkRange(n, parts: parts, part) {
-                let gi = g[i] / divisor
-                g[i] = gi
-                let mi = m[i] * b1 + a1 * gi
-                let vi = v[i] * b2 + a2 * gi * gi
-                m[i] = mi
-                v[i] = vi
-                w[i] -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
+            let range = chunkRange(n, parts: parts, part)
+            @inline(__always) func update(_ g: Lanes, _ m: Lanes, _ v: Lanes, _ w: Lanes) -> (g: Lanes, m: Lanes, v: Lanes, w: Lanes) {
+                let gi = g / divisor
+                let mi = m * b1 + a1 * gi
+                let vi = v * b2 + a2 * gi * gi
+                return (gi, mi, vi, w - lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps))
+            }
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let u = update(loadLanes(g + i), loadLanes(m + i), loadLanes(v + i), loadLanes(w + i))
+                storeLanes(u.g, g + i); storeLanes(u.m, m + i); storeLanes(u.v, v + i); storeLanes(u.w, w + i)
+                UnsafeMutableRawPointer(keys + i).storeBytes(of: unsafeBitCast(u.w, to: SIMD8<UInt32>.self) & 0x7fff_ffff,
+                                                             as: SIMD8<UInt32>.self)
+                i += 8
+            }
+            while i < range.upperBound {
+                let u = update(Lanes(repeating: g[i]), Lanes(repeating: m[i]), Lanes(repeating: v[i]), Lanes(repeating: w[i]))
+                g[i] = u.g[0]; m[i] = u.m[0]; v[i] = u.v[0]; w[i] = u.w[0]
+                keys[i] = magnitudeKey(u.w[0])
+                i += 1
             }
         }
-        // projection then decay, matrices split over threads (each matrix is independent of the others)
+        model.phaseTimes?.add(.optimizer, since: optimizerStart)
+        // projection and decay in one pass per matrix; matrices go to threads (each is independent of the others)
+        let projectionStart = PhaseTimes.now()
         let decay = Float(sched.lr * config.weightDecay)
-        let matrices = model.layout.tensors.filter(\.isMatrix)
-        let projectionParts = max(1, min(threads, projectionScratch.count, matrices.count))
-        parallelFor(projectionParts, threads: threads) { part in
-            for (index, tensor) in matrices.enumerated() where index % projectionParts == part {
-                project(tensor, density: tensor.isEmbedding ? sched.embedDensity : sched.density, scratch: projectionScratch[part])
-                let p = w + tensor.offset
-                for i in 0..<tensor.count { p[i] -= decay * p[i] }
-            }
+        if projectionScratch.count < threads {
+            let largest = matrices.first?.count ?? 1
+            projectionScratch += (projectionScratch.count..<threads).map { _ in ProjectionScratch(capacity: largest) }
         }
+        parallelForWorkers(matrices.count, threads: min(threads, projectionScratch.count)) { index, worker in
+            let tensor = matrices[index]
+            projectAndDecay(tensor, density: tensor.isEmbedding ? sched.embedDensity : sched.density, decay: decay,
+                            scratch: projectionScratch[worker])
+        }
+        model.phaseTimes?.add(.projection, since: projectionStart)
         return StepReport(step: step - 1, loss: loss, gradRMS: rms, lr: sched.lr, density: sched.density,
                           embedDensity: sched.embedDensity)
     }
 
-    /// Keeps the ceil(density * numel) largest |w| of `tensor` (with the per-neuron floor for block
-    /// matrices) and zeroes the rest and their moments.
+    /// The projection of `projectAndDecay` outside an optimizer step: the keys come from the weights
+    /// as they are, and nothing decays.
     func project(_ tensor: ParameterTensor, density: Double, scratch: ProjectionScratch) {
+        let w = model.parameters.pointer + tensor.offset, keys = magnitudeKeys + tensor.offset
+        for i in 0..<tensor.count { keys[i] = magnitudeKey(w[i]) }
+        projectAndDecay(tensor, density: density, decay: nil, scratch: scratch)
+    }
+
+    /// Keeps the ceil(density * numel) largest |w| of `tensor` (with the per-neuron floor for block
+    /// matrices), zeroes the rest and their moments, and decays the kept weights (w -= decay * w) when
+    /// `decay` is given. Selects on `magnitudeKeys` (the keys of |w| the Adam pass wrote; forced entries
+    /// get the key of +infinity).
+    func projectAndDecay(_ tensor: ParameterTensor, density: Double, decay: Float?, scratch: ProjectionScratch) {
         let count = tensor.count
         var k = keptCount(density, count)
-        if k >= count { return }
         let w = model.parameters.pointer + tensor.offset
-        let s = scratch.scores.pointer, keep = scratch.keep, forced = scratch.forced, selectScratch = scratch.selection
-        for i in 0..<count { s[i] = abs(w[i]) }
+        if k >= count {
+            if let decay { for i in 0..<count { w[i] -= decay * w[i] } }
+            return
+        }
+        let keys = magnitudeKeys + tensor.offset
+        let keep = scratch.keep.pointer, selection = scratch.selection
         if !tensor.isEmbedding && config.minPerNeuron > 0 {
             let rows = tensor.shape[0], cols = tensor.shape[1]
-            let f = forced.pointer
+            let f = scratch.forced.pointer
             if tensor.neuronsAreColumns {
+                let column = selection.keys
                 for c in 0..<cols {
-                    selectTopK(s + c, stride: cols, rows, config.minPerNeuron, keep: f + c, keepStride: cols, scratch: selectScratch)
+                    for r in 0..<rows { column[r] = keys[r * cols + c] }
+                    selectTopKeys(column, rows, config.minPerNeuron, keep: f + c, keepStride: cols, histogram: selection.histogram,
+                                  buffer: selection.buffer)
                 }
             } else {
                 for r in 0..<rows {
-                    selectTopK(s + r * cols, cols, config.minPerNeuron, keep: f + r * cols, scratch: selectScratch)
+                    selectTopKeys(keys + r * cols, cols, config.minPerNeuron, keep: f + r * cols, histogram: selection.histogram,
+                                  buffer: selection.buffer)
                 }
             }
+            let infinityKey = magnitudeKey(.infinity)
             var forcedCount = 0
-            for i in 0..<count where f[i] != 0 {
-                s[i] = .infinity
-                forcedCount += 1
+            for i in 0..<count {
+                let isForced = UInt32(f[i])
+                keys[i] = (keys[i] & (isForced &- 1)) | (infinityKey & (0 &- isForced))
+                forcedCount &+= Int(isForced)
             }
             k = max(k, forcedCount)
         }
-        selectTopK(s, count, k, keep: keep.pointer, scratch: selectScratch)
-        let m = adamM.pointer + tensor.offset, v = adamV.pointer + tensor.offset, kp = keep.pointer
-        for i in 0..<count where kp[i] == 0 {
-            w[i] = 0; m[i] = 0; v[i] = 0
+        selectTopKeys(keys, count, k, keep: keep, histogram: selection.histogram, buffer: selection.buffer)
+        let m = adamM.pointer + tensor.offset, v = adamV.pointer + tensor.offset
+        let decays = decay != nil, rate = decay ?? 0
+        for i in 0..<count {            // branch-free: kept entries decay, dropped ones and their moments become +0
+            let mask = 0 &- UInt32(keep[i])
+            let kept = decays ? w[i] - rate * w[i] : w[i]
+            w[i] = Float(bitPattern: kept.bitPattern & mask)
+            m[i] = Float(bitPattern: m[i].bitPattern & mask)
+            v[i] = Float(bitPattern: v[i].bitPattern & mask)
         }
     }
 

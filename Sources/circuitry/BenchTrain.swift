@@ -21,12 +21,14 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Flag(help: "Run every product as dense sgemm (shows what skipping zero weights gains).") var denseProducts = false
+    @Flag(help: "Also time each phase of the timed steps (ms per step).") var profile = false
 
     func run() throws {
-        let bench = TrainingBenchmark(
+        var bench = TrainingBenchmark(
             model: ModelConfig(vocab: vocab, context: context, dModel: dModel, nLayer: nLayer, afrac: afrac),
             training: TrainingConfig(density: density, embedDensity: embedDensity, steps: steps, batch: batch, seed: seed),
             threads: threads, sparseKernels: !denseProducts)
+        bench.profile = profile
         let result = try bench.run()
         if json {
             print(try bench.jsonLine(result))
@@ -34,6 +36,10 @@ struct BenchTrain: ParsableCommand {
             print("d_model \(dModel) n_layer \(nLayer) density \(density) afrac \(afrac) threads \(threads): "
                   + "\(Int(result.tokensPerSecond)) tokens/s, \(String(format: "%.1f", result.msPerStep)) ms/step, "
                   + "\(result.nonzeroParameters)/\(result.parameters) nonzero, final loss \(result.finalLoss)")
+            for (i, name) in TrainingBenchmark.phaseNames.enumerated() where bench.profile {
+                print("  \(name): " + String(format: "%.1f ms/step wall, %.1f ms/step CPU", result.phaseMilliseconds[i],
+                                              result.phaseCPUMilliseconds[i]))
+            }
         }
     }
 }
