@@ -1,12 +1,11 @@
 import SparseGPT
 
-/// A frozen model whose nodes (SPEC 4) can be mean-ablated: at every node location the value
+/// A frozen model whose nodes can be mean-ablated: at every node location the value
 /// becomes m·x + (1 − m)·mean, after AbsTopK. Only the masks change during pruning.
 public protocol AblatableModel: AnyObject {
     var nodeLayout: NodeLayout { get }
 
-    /// The task loss (SPEC 1: two-way softmax over the candidates at the last prompt position,
-    /// cross-entropy of the correct one, mean over prompts) under the ablation `masks`/`means`
+    /// The task loss under the ablation `masks`/`means`
     /// (global node order). With `maskGradient`, also d loss / d m per node; the weights get no
     /// gradient.
     func taskLoss(_ pairs: TaskPairs, masks: [Float], means: [Float], maskGradient: Bool) throws -> (loss: Float, maskGradient: [Float]?)

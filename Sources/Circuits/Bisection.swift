@@ -12,7 +12,7 @@ public struct BisectionResult: Equatable, Sendable {
     }
 }
 
-/// Bisection over k in 0...n exactly as reference/README "Conventions": first loss(n) ≤ target
+/// Bisection over k in 0...n exactly as the method prescribes: first loss(n) ≤ target
 /// is checked (otherwise there is no circuit and the result is nil); then
 /// `lo, hi = 0, n; while lo < hi { mid = (lo+hi)/2; loss(mid) ≤ target ? hi = mid : lo = mid+1 }`.
 /// The loss is not monotone in k, so this is the k bisection finds, not necessarily the least k.

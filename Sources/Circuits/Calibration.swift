@@ -1,6 +1,6 @@
 import Foundation
 
-/// A scale and shift of the two candidate logits (SPEC 4, calibrated discretisation).
+/// A scale and shift of the two candidate logits.
 ///
 /// The two-way softmax reads only the logit difference, so the transform acts on it. The shift
 /// is tied to token identity, not to correctness: with `d = logit(lower id) − logit(higher id)`

@@ -45,7 +45,7 @@ public struct CircuitDocument: Codable, Equatable, Sendable {
     public let reachedLoss: Float?
     /// The fitted scale and shift of the candidate logit difference the circuit was scored with.
     public let calibration: LogitCalibration?
-    /// Task loss on the test pairs with only the circuit's nodes ablated (SPEC 4 b), scored the same way.
+    /// Task loss on the test pairs with only the circuit's nodes ablated, scored the same way.
     public let necessityLoss: Float?
     /// The same uncalibrated, when the circuit is calibrated.
     public let uncalibratedNecessityLoss: Float?

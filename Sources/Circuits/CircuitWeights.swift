@@ -20,7 +20,7 @@ public struct WeightMatrix: Sendable {
     public subscript(row: Int, column: Int) -> Float { values[row * columns + column] }
 }
 
-/// The weights that carry circuit edges (SPEC 4), per layer and for `lm_head`.
+/// The weights that carry circuit edges, per layer and for `lm_head`.
 public struct CircuitWeights: Sendable {
     public struct Layer: Sendable {
         /// `h.l.attn.c_attn` (3·d × d): rows q, k, v; columns attention input.

@@ -20,7 +20,7 @@ public struct EdgeGroup: Equatable, Codable, Sendable {
     public let edges: [CircuitEdge]
 }
 
-/// The edges of a circuit exactly as SPEC 4 counts them: nonzero weights whose both ends are kept
+/// The edges of a circuit exactly as the method counts them: nonzero weights whose both ends are kept
 /// nodes in `c_attn` (attention input → q/k/v), `attn.c_proj` (v → attention output), `c_fc`
 /// (MLP input → neurons), `mlp.c_proj` (neurons → MLP output), and the rows of `lm_head` of the
 /// distinct candidate tokens (final residual → candidate logits).

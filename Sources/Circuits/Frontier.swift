@@ -2,7 +2,7 @@ import Foundation
 import SparseGPT
 
 /// A circuit: the nodes kept at the k that bisection found against a target task loss, with its
-/// edges (SPEC 4).
+/// edges.
 public struct Circuit: Sendable {
     public let task: String
     public let lambda: Float
@@ -48,11 +48,11 @@ public enum BisectionStart: String, Codable, CaseIterable, Sendable {
     /// From the trained mask (τ > 0) when it reaches the target, else from every node: the circuit
     /// is the mask the pruning objective found, trimmed by bisection.
     case trainedMask = "trained_mask"
-    /// From every node, as reference/README "Conventions" (k = N first).
+    /// From every node, as the method prescribes (k = N first).
     case allNodes = "all_nodes"
 }
 
-/// Settings of a frontier: several λ × several target losses (SPEC 4 defaults).
+/// Settings of a frontier: several λ × several target losses.
 public struct FrontierSettings: Codable, Equatable, Sendable {
     public var lambdas: [Float] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
     public var targets: [Float] = [0.05, 0.1, 0.15, 0.2, 0.3]
@@ -132,7 +132,7 @@ public struct Frontier: Sendable {
         public let circuit: Circuit?
         /// When collapsed: the smallest collapsed circuit, for inspection only.
         public let collapsedCircuit: Circuit?
-        /// Necessity (SPEC 4 b): the task loss on the test pairs of the full model with only the
+        /// Necessity: the task loss on the test pairs of the full model with only the
         /// circuit's nodes ablated, scored as the circuit was (calibrated when it was).
         public let necessityLoss: Float?
         /// The same without calibration, when the circuit was calibrated: calibration rescales

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The hard node mask of SPEC 4 with its straight-through gradient: forward m = 1[τ > 0],
+/// The hard node mask of the method with its straight-through gradient: forward m = 1[τ > 0],
 /// backward dm/dτ = σ'(τ/T)/T.
 public enum StraightThroughMask {
     /// m = 1 where τ > 0, else 0.
@@ -21,7 +21,7 @@ public enum StraightThroughMask {
 }
 
 /// Adam on the mask logits τ, bias-corrected with the step count, followed by clamping τ to
-/// [−clamp, clamp] (reference/README "Conventions": betas 0.9/0.999, eps 1e-8).
+/// [−clamp, clamp] (betas 0.9/0.999, eps 1e-8).
 public struct TauAdam: Sendable {
     public var learningRate: Float
     public var beta1: Float

@@ -1,7 +1,7 @@
 import Foundation
 import SparseGPT
 
-/// Settings of one mask-training run (SPEC 4 and reference/README "Conventions").
+/// Settings of one mask-training run.
 public struct PruningSettings: Codable, Equatable, Sendable {
     public var steps = 400
     public var learningRate: Float = 3e-3
@@ -38,7 +38,7 @@ public struct MaskTrainingStep: Sendable {
     public let tau: [Float]
 }
 
-/// Learns the node mask logits τ of `model` on `pairs` (SPEC 4): each step takes a batch of
+/// Learns the node mask logits τ of `model` on `pairs`: each step takes a batch of
 /// pairs, evaluates task loss + λ · Σ m with m = 1[τ > 0] and mean ablation, back-propagates
 /// straight through the hard mask, takes an Adam step on τ and clamps τ to [−1, 1].
 /// Returns the final τ in global node order.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Minimal pairs of one task as plain arrays (SPEC 1 "Tasks"): prompt 2i is pair i's A, prompt
+/// Minimal pairs of one task as plain arrays: prompt 2i is pair i's A, prompt
 /// 2i+1 its B. Prompts are right-padded to `width`; the answer is read at position `length − 1`;
 /// `candidates` holds [correct, wrong] token ids per prompt.
 public struct TaskPairs: Equatable, Sendable {
@@ -85,7 +85,9 @@ public struct TaskData: Equatable, Sendable {
 /// Reading and writing pairs files, the format `circuitry tasks export` writes: a JSON object
 /// keyed by task name, each `{"train": SPLIT, "test": SPLIT}`, where SPLIT is
 /// `{"width": W, "prompts": [[id × W], ...] (right-padded), "lengths": [n, ...],
-/// "candidates": [correct, wrong, correct, wrong, ...]}`. Tasks come back sorted by name.
+/// "candidates": [correct, wrong, correct, wrong, ...]}`, and the key `tokenizer_sha256`: the
+/// SHA-256 of the tokenizer that made the ids (absent in files written without one), so that a
+/// model is never scored on another vocabulary's ids. Tasks come back sorted by name.
 public enum TaskPairsFile {
     private struct Split: Codable {
         var width: Int
@@ -97,24 +99,67 @@ public enum TaskPairsFile {
         var train: Split
         var test: Split
     }
+    static let tokenizerKey = "tokenizer_sha256"
 
-    public static func load(_ url: URL) throws -> [TaskData] {
+    /// The whole file: the tasks by name beside the optional tokenizer hash.
+    private struct Body: Codable {
+        var tasks: [String: Entry]
+        var tokenizerHash: String?
+
+        private struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(tasks: [String: Entry], tokenizerHash: String?) {
+            self.tasks = tasks
+            self.tokenizerHash = tokenizerHash
+        }
+
+        init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            tasks = [:]
+            for key in container.allKeys {
+                if key.stringValue == TaskPairsFile.tokenizerKey {
+                    tokenizerHash = try container.decode(String.self, forKey: key)
+                } else {
+                    tasks[key.stringValue] = try container.decode(Entry.self, forKey: key)
+                }
+            }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            for (task, entry) in tasks { try container.encode(entry, forKey: Key(stringValue: task)) }
+            if let tokenizerHash { try container.encode(tokenizerHash, forKey: Key(stringValue: TaskPairsFile.tokenizerKey)) }
+        }
+    }
+
+    public static func load(_ url: URL) throws -> [TaskData] { try loadWithTokenizer(url).tasks }
+
+    /// The tasks and the SHA-256 of the tokenizer the file records (nil if it records none).
+    public static func loadWithTokenizer(_ url: URL) throws -> (tasks: [TaskData], tokenizerHash: String?) {
         let raw: Data
         do { raw = try Data(contentsOf: url) } catch {
             throw CircuitError.invalidPairs("\(url.path): cannot read (\(error.localizedDescription))")
         }
-        let entries: [String: Entry]
-        do { entries = try JSONDecoder().decode([String: Entry].self, from: raw) } catch {
+        let body: Body
+        do { body = try JSONDecoder().decode(Body.self, from: raw) } catch {
             throw CircuitError.invalidPairs("\(url.path): not a pairs file (\(describe(error)))")
         }
+        let entries = body.tasks
         guard !entries.isEmpty else { throw CircuitError.invalidPairs("\(url.path): holds no task") }
-        return try entries.keys.sorted().map { task in
+        let tasks = try entries.keys.sorted().map { task in
             TaskData(task: task, train: try pairs(entries[task]!.train, where: "\(url.path): task \(task), train"),
                      test: try pairs(entries[task]!.test, where: "\(url.path): task \(task), test"))
         }
+        return (tasks, body.tokenizerHash)
     }
 
-    public static func save(_ tasks: [TaskData], to url: URL) throws {
+    /// Writes the tasks; `tokenizerHash` is the SHA-256 of the tokenizer that made their ids.
+    public static func save(_ tasks: [TaskData], tokenizerHash: String?, to url: URL) throws {
         func split(_ p: TaskPairs) -> Split {
             Split(width: p.width, prompts: (0..<p.count).map { Array(p.prompts[($0 * p.width)..<(($0 + 1) * p.width)]) },
                   lengths: p.lengths, candidates: p.candidates)
@@ -122,7 +167,7 @@ public enum TaskPairsFile {
         let entries = Dictionary(uniqueKeysWithValues: tasks.map { ($0.task, Entry(train: split($0.train), test: split($0.test))) })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(entries).write(to: url)
+        try encoder.encode(Body(tasks: entries, tokenizerHash: tokenizerHash)).write(to: url)
     }
 
     private static func pairs(_ split: Split, where place: String) throws -> TaskPairs {

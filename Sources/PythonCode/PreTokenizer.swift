@@ -1,4 +1,4 @@
-/// SPEC section 1's pre-tokenization: text is split into pieces before BPE merges, and merges
+/// The method's pre-tokenization: text is split into pieces before BPE merges, and merges
 /// never cross a piece boundary. A piece is one of
 /// - a run of letters, digits, `_` (and non-ASCII bytes) with at most one leading space;
 /// - a run of punctuation with at most one leading space;

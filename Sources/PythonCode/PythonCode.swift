@@ -1,4 +1,4 @@
-// PythonCode: the data side of SPEC section 1, a leaf library (Foundation only).
+// PythonCode: the data side of the method, a leaf library (Foundation only).
 //
 //   SyntheticPython(seed:stream:)     unbounded seeded stream of valid Python programs
 //   DirectoryCorpus(root:seed:)       every .py file under a path, split train/held-out by path hash

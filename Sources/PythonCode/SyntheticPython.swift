@@ -1,4 +1,4 @@
-/// An unbounded, seeded stream of small synthetic Python programs (SPEC section 1).
+/// An unbounded, seeded stream of small synthetic Python programs.
 ///
 /// Programs are rich in the constructs the tasks test, each with a clean signal: strings in both
 /// quote styles closed on their own, nested lists closed at the end of a line, `set()` later

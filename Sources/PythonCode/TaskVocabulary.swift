@@ -1,4 +1,4 @@
-/// SPEC section 1: the sweep's tokenizer must serve every task on any corpus.
+/// the sweep's tokenizer must serve every task on any corpus.
 extension PythonTask {
     /// Every continuation the task compares: its two fixed candidates, or, for per-pair
     /// candidates (`var_swap`), each name it may swap with its leading space.

@@ -1,4 +1,4 @@
-/// SPEC section 1's tasks: generators of minimal pairs. For prompt A the correct continuation is
+/// The method's tasks: generators of minimal pairs. For prompt A the correct continuation is
 /// `target` and the wrong one `alt`; for prompt B they are swapped. A and B differ only in the
 /// feature that decides the answer; names, values and filler lines come from `Pools`.
 public struct PythonTask: Sendable {

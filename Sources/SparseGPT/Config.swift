@@ -15,7 +15,7 @@ public enum SparseGPTError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The architecture of SPEC section 2. JSON/YAML keys are the reference's (`d_model`, `n_layer`, ...).
+/// The architecture of the method. JSON/YAML keys are the reference's (`d_model`, `n_layer`, ...).
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var vocab: Int
     public var context: Int
@@ -59,7 +59,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// Weight-sparse training of SPEC section 3, defaults as there. JSON/YAML keys are the reference's.
+/// Weight-sparse training of the method, defaults as there. JSON/YAML keys are the reference's.
 public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Fraction of nonzeros kept in c_attn, attn.c_proj, c_fc, mlp.c_proj; 1 = dense.
     public var density: Double
@@ -135,7 +135,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
     }
 
-    /// The full check for a training run or sweep point: the ranges, plus SPEC 3's floor rule
+    /// The full check for a training run or sweep point: the ranges, plus the method's floor rule
     /// density * d_model >= 16 (below it the per-neuron floor of 4 entries dominates the budget).
     public func validate(for model: ModelConfig) throws {
         try model.validate()
@@ -148,7 +148,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// Learning rate and densities of optimizer step t = 0 ..< steps (reference/README "Conventions").
+/// Learning rate and densities of optimizer step t = 0 ..< steps.
 public struct ScheduleStep: Equatable, Sendable {
     public var lr: Double
     public var density: Double

@@ -40,7 +40,7 @@ final class BlockActivations {
     }
 }
 
-/// The weight-sparse GPT of SPEC 2 with its forward and backward passes over flat buffers.
+/// The weight-sparse GPT of the method with its forward and backward passes over flat buffers.
 ///
 /// Usage: `forward(tokens:batch:length:ablation:)` fills `logits` (batch x length x vocab);
 /// `crossEntropy(targets:)` gives the mean next-token loss and its dLogits;
@@ -112,7 +112,7 @@ public final class GPT {
     /// When attached, forward, backward and `Trainer.step` add their phases' wall and CPU time to it.
     public var phaseTimes: PhaseTimes?
 
-    /// A model with the SPEC 2 initialisation drawn from `seed`.
+    /// A model with the method's initialisation drawn from `seed`.
     public convenience init(config: ModelConfig, seed: UInt64, threads: Int = 1) throws {
         try self.init(config: config, parameters: initialParameters(config, seed: seed), threads: threads)
     }

@@ -1,4 +1,4 @@
-/// The node locations of SPEC 4 (where pruning masks act), in the reference's global node order:
+/// The node locations of the method (where pruning masks act), in the reference's global node order:
 /// for each layer l: l.attn_in (d), l.q (d), l.k (d), l.v (d), l.attn_out (d), l.mlp_in (d),
 /// l.mlp_neuron (4d), l.mlp_out (d); then final_resid (d), the residual before ln_f.
 public enum NodeKind: String, CaseIterable, Sendable {

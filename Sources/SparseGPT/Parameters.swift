@@ -7,7 +7,7 @@ public struct ParameterTensor: Equatable, Sendable {
     public let shape: [Int]
     public let offset: Int
     public var count: Int { shape.reduce(1, *) }
-    /// The 2-D matrices are the sparsified ones (SPEC 3); RMSNorm gains stay dense.
+    /// The 2-D matrices are the sparsified ones; RMSNorm gains stay dense.
     public var isMatrix: Bool { shape.count == 2 }
     /// wte, wpe and lm_head use the embedding density and have no per-neuron floor.
     public var isEmbedding: Bool { name == "wte" || name == "wpe" || name == "lm_head" }
@@ -57,7 +57,7 @@ public struct ParameterLayout: Equatable, Sendable {
     var lmHead: Int { tensors[3].offset }
 }
 
-/// The SPEC 2 initialisation: gains 1; matrices normal(0, 0.02), the two c_proj normal(0, 0.02 / sqrt(2 n_layer)).
+/// The method's initialisation: gains 1; matrices normal(0, 0.02), the two c_proj normal(0, 0.02 / sqrt(2 n_layer)).
 /// Deterministic in `seed`.
 public func initialParameters(_ c: ModelConfig, seed: UInt64) -> [Float] {
     let layout = ParameterLayout(c)

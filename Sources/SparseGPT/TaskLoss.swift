@@ -1,6 +1,6 @@
 import Foundation
 
-/// The paper's task loss over prompts of a minimal-pair task (SPEC 1, "Task loss").
+/// The paper's task loss over prompts of a minimal-pair task.
 public struct TaskLossResult {
     /// Mean over prompts of the cross-entropy of the correct candidate under a softmax over the two candidate logits.
     public var loss: Float

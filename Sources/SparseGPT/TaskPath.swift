@@ -23,7 +23,7 @@ final class AnswerActivations {
 }
 
 extension GPT {
-    /// The task loss of SPEC 1 (as `forward` + `taskLoss(lengths:candidates:)`) and, with `maskGradient`,
+    /// The task loss of the method (as `forward` + `taskLoss(lengths:candidates:)`) and, with `maskGradient`,
     /// d loss / d mask per node (as `backward` after an ablated forward), computing only what the loss
     /// depends on.
     ///

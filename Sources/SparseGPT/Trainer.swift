@@ -12,7 +12,7 @@ public struct StepReport: Sendable {
     public var embedDensity: Double
 }
 
-/// Weight-sparse training, one `step` in SPEC 3's order (the reference's Trainer):
+/// Weight-sparse training, one `step` in the method's order (the reference's Trainer):
 /// 1. backward: dense gradients of all parameters;
 /// 2. g /= rms(g) + gradEps over all parameters together (float64 sum);
 /// 3. Adam on every parameter with the global step count t = 1, 2, ... for bias correction;
@@ -47,7 +47,7 @@ public final class Trainer {
     /// The matrices, largest first (the projection hands them out to threads in this order).
     private let matrices: [ParameterTensor]
 
-    /// A fresh trainer (step 0, zero moments). Checks the config's ranges but not SPEC 3's floor rule
+    /// A fresh trainer (step 0, zero moments). Checks the config's ranges but not the method's floor rule
     /// (`TrainingConfig.validate(for:)` does, for runs a user starts).
     public init(model: GPT, config: TrainingConfig) throws {
         try config.validateRanges()

@@ -64,7 +64,7 @@ enum ModelShards {
                 + taskErrors.keys.sorted().map { taskErrors[$0]! }.joined(separator: "; "))
         }
         let tasksFile = out.appendingPathComponent("tasks.json")
-        try TaskPairsFile.save(pairs, to: tasksFile)
+        try TaskPairsFile.save(pairs, tokenizerHash: tokenizer.sha256, to: tasksFile)
         let taskErrorsFile = out.appendingPathComponent("\(TaskErrorsFile.outputName).json")
         try TaskErrorsFile.save(taskErrors, to: taskErrorsFile)
         return ShardOutput(outputs: ["tokenizer": tokenizerFile, "train_tokens": trainFile,

@@ -88,7 +88,7 @@ public struct PlannedShard: Equatable {
     public var dependencies: [String]
 }
 
-/// The DAG of SPEC section 5: one prepare shard, one train shard per model
+/// The DAG of one prepare shard, one train shard per model
 /// point, one prune shard per (model, task) that needs its model's checkpoint.
 /// The random-init controls come last, as train shards that only initialise and project (the
 /// checkpoint says step 0), so their prune shards read a checkpoint like any other.

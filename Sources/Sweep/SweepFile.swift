@@ -2,7 +2,7 @@ import Foundation
 import Circuits
 import Yams
 
-/// The ten tasks of SPEC section 1.
+/// The ten tasks of the method.
 public let knownTasks = [
     "single_double_quote", "bracket_counting", "set_or_string", "set_or_string_fixedvarname",
     "while_return_true", "bracket_brace", "fstring_brace", "var_swap", "if_equals", "enumerate_range",
@@ -38,7 +38,7 @@ public struct GridSection: Codable, Equatable {
     func excludes(_ point: ModelPoint) -> Bool { exclude?.contains { $0.matches(point) } ?? false }
 }
 
-/// The controls every report shows beside the frontier (SPEC section 4).
+/// The controls every report shows beside the frontier.
 public struct ControlsSection: Codable, Equatable {
     /// One randomly initialised model per sparse shape (density, d_model, afrac), projected to its
     /// density but never trained, pruned for every task like the trained models.
@@ -66,7 +66,7 @@ public struct GridExclusion: Codable, Equatable {
     }
 }
 
-/// Data for the prepare shard: corpus, tokenizer and task pairs (SPEC section 1).
+/// Data for the prepare shard: corpus, tokenizer and task pairs.
 public struct DataSection: Codable, Equatable {
     /// "synthetic", or a directory of `.py` files.
     public var corpus: String = "synthetic"
@@ -183,17 +183,8 @@ public struct SweepSpec: Codable, Equatable {
         }
         let top = try YAMLSection(root!, file: file, path: "", overridden: overridden)
         var spec = SweepSpec(name: try top.string("name") ?? defaultName,
-                             grid: try Self.grid(try top.section("grid", required: true)!))
-        if let data = try top.section("data") {
-            spec.data.corpus = try data.string("corpus") ?? spec.data.corpus
-            spec.data.corpusSeed = try data.int("corpus_seed", min: 0) ?? spec.data.corpusSeed
-            spec.data.trainSequences = try data.int("train_sequences", min: 1) ?? spec.data.trainSequences
-            spec.data.heldOutSequences = try data.int("held_out_sequences", min: 1) ?? spec.data.heldOutSequences
-            spec.data.vocabSize = try data.int("vocab_size", min: 257) ?? spec.data.vocabSize
-            spec.data.trainPairs = try data.int("train_pairs", min: 1) ?? spec.data.trainPairs
-            spec.data.testPairs = try data.int("test_pairs", min: 1) ?? spec.data.testPairs
-            try data.rejectUnknownKeys()
-        }
+                             grid: try GridSection(yaml: try top.section("grid", required: true)!))
+        spec.data = try top.section("data").map(DataSection.init(yaml:)) ?? spec.data
         spec.model = try top.section("model").map(ModelSection.init(yaml:)) ?? spec.model
         spec.train = try top.section("train").map(TrainSection.init(yaml:)) ?? spec.train
         spec.prune = try top.section("prune").map(PruneSection.init(yaml:)) ?? spec.prune
@@ -206,43 +197,7 @@ public struct SweepSpec: Codable, Equatable {
         return spec
     }
 
-    private static func grid(_ grid: YAMLSection) throws -> GridSection {
-        var result = GridSection(
-            density: try grid.doubles("density", above: 0, atMost: 1, required: true)!,
-            dModel: try grid.ints("d_model", min: 16, required: true)!,
-            afrac: try grid.doubles("afrac", above: 0, atMost: 1) ?? [0.25],
-            seed: try grid.ints("seed", min: 0) ?? [0],
-            task: try grid.strings("task", required: true)!)
-        if let denseAfrac = try grid.doubles("dense_afrac", above: 0, atMost: 1) {
-            guard result.density.contains(where: { $0 >= 1 }) else {
-                throw grid.error("dense_afrac", "the grid has no dense model (density 1) for it to apply to")
-            }
-            guard denseAfrac.contains(1) else {
-                throw grid.error("dense_afrac", "must list 1.0: the dense baseline has no AbsTopK; other values add dense models with AbsTopK beside it")
-            }
-            result.denseAfrac = denseAfrac
-        }
-        if let entries = try grid.sections("exclude") {
-            result.exclude = try entries.map { entry in
-                let exclusion = GridExclusion(density: try entry.double("density"), dModel: try entry.int("d_model", min: 1),
-                                              afrac: try entry.double("afrac"), seed: try entry.int("seed", min: 0))
-                try entry.rejectUnknownKeys()
-                guard exclusion != GridExclusion() else {
-                    throw SweepFileError(file: entry.file, line: entry.line, key: entry.path,
-                                         message: "give at least one of density, d_model, afrac, seed")
-                }
-                return exclusion
-            }
-        }
-        for (index, task) in result.task.enumerated() where !knownTasks.contains(task) {
-            throw grid.error("task", "unknown task '\(task)' (known: \(knownTasks.joined(separator: ", ")))",
-                             line: grid.itemLine("task", index))
-        }
-        try grid.rejectUnknownKeys()
-        return result
-    }
-
-    /// SPEC section 3: the neuron floor of 4 entries swamps the budget below density · d_model = 16.
+    /// the neuron floor of 4 entries swamps the budget below density · d_model = 16.
     private func validatePoints(top: YAMLSection) throws {
         let grid = try top.section("grid")!
         for width in self.grid.dModel where width % model.dHead != 0 {

@@ -4,6 +4,57 @@ import Foundation
 // Each section of a sweep file reads itself from its YAML mapping: the keys it knows over its
 // defaults, each checked with the file, line and key of a problem; an unknown key is an error.
 
+extension GridSection {
+    init(yaml grid: YAMLSection) throws {
+        self.init(
+            density: try grid.doubles("density", above: 0, atMost: 1, required: true)!,
+            dModel: try grid.ints("d_model", min: 16, required: true)!,
+            afrac: try grid.doubles("afrac", above: 0, atMost: 1) ?? [0.25],
+            seed: try grid.ints("seed", min: 0) ?? [0],
+            task: try grid.strings("task", required: true)!)
+        if let denseAfrac = try grid.doubles("dense_afrac", above: 0, atMost: 1) {
+            guard self.density.contains(where: { $0 >= 1 }) else {
+                throw grid.error("dense_afrac", "the grid has no dense model (density 1) for it to apply to")
+            }
+            guard denseAfrac.contains(1) else {
+                throw grid.error("dense_afrac", "must list 1.0: the dense baseline has no AbsTopK; other values add dense models with AbsTopK beside it")
+            }
+            self.denseAfrac = denseAfrac
+        }
+        if let entries = try grid.sections("exclude") {
+            exclude = try entries.map { entry in
+                let exclusion = GridExclusion(density: try entry.double("density"), dModel: try entry.int("d_model", min: 1),
+                                              afrac: try entry.double("afrac"), seed: try entry.int("seed", min: 0))
+                try entry.rejectUnknownKeys()
+                guard exclusion != GridExclusion() else {
+                    throw SweepFileError(file: entry.file, line: entry.line, key: entry.path,
+                                         message: "give at least one of density, d_model, afrac, seed")
+                }
+                return exclusion
+            }
+        }
+        for (index, task) in task.enumerated() where !knownTasks.contains(task) {
+            throw grid.error("task", "unknown task '\(task)' (known: \(knownTasks.joined(separator: ", ")))",
+                             line: grid.itemLine("task", index))
+        }
+        try grid.rejectUnknownKeys()
+    }
+}
+
+extension DataSection {
+    init(yaml: YAMLSection) throws {
+        self.init()
+        corpus = try yaml.string("corpus") ?? corpus
+        corpusSeed = try yaml.int("corpus_seed", min: 0) ?? corpusSeed
+        trainSequences = try yaml.int("train_sequences", min: 1) ?? trainSequences
+        heldOutSequences = try yaml.int("held_out_sequences", min: 1) ?? heldOutSequences
+        vocabSize = try yaml.int("vocab_size", min: 257) ?? vocabSize
+        trainPairs = try yaml.int("train_pairs", min: 1) ?? trainPairs
+        testPairs = try yaml.int("test_pairs", min: 1) ?? testPairs
+        try yaml.rejectUnknownKeys()
+    }
+}
+
 extension ModelSection {
     init(yaml: YAMLSection) throws {
         self.init()

@@ -1,3 +1,4 @@
+import Circuits
 import Foundation
 import PythonCode
 import SparseGPT
@@ -19,6 +20,19 @@ public enum TokenizerIdentity {
             throw SweepError("""
                 \(tokenizerFile) is not the tokenizer \(checkpointFile) was trained on: \
                 the checkpoint records tokenizer sha256 \(recorded), \(tokenizerFile) has sha256 \(given)
+                """)
+        }
+    }
+
+    /// Refuses a pairs file whose ids come from another tokenizer than the checkpoint's. Either
+    /// side recording no tokenizer is not checked.
+    public static func check(pairsFile: String, against checkpoint: Checkpoint, file checkpointFile: String) throws {
+        guard let recorded = checkpoint.tokenizerHash,
+              let given = try TaskPairsFile.loadWithTokenizer(URL(fileURLWithPath: pairsFile)).tokenizerHash else { return }
+        guard given == recorded else {
+            throw SweepError("""
+                \(pairsFile) was made with another tokenizer than \(checkpointFile) was trained on: \
+                the checkpoint records tokenizer sha256 \(recorded), the pairs file \(given)
                 """)
         }
     }

@@ -14,21 +14,11 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Endpoint to bind, e.g. tcp://0.0.0.0:5555 (anything but loopback needs --key and --authorized-keys).")
     var bind: String = "tcp://0.0.0.0:5555"
 
-    @Option(help: "The coordinator's CURVE key pair file (from `circuitry keygen`).")
-    var key: String?
+    @OptionGroup(title: "CURVE keys") var keys: CoordinatorKeyOptions
 
-    @Option(help: "Worker public keys to accept, one per line (re-read when it changes).")
-    var authorizedKeys: String?
+    @OptionGroup var newSweep: NewSweepOptions
 
-    @Option(help: "Run directory (default: runs/NAME).")
-    var runDir: String?
-
-    @Option(name: .customLong("set"), help: ArgumentHelp(
-        "Override one key of the sweep file, e.g. --set data.corpus=/usr/lib/python3.11 (repeatable).",
-        valueName: "key=value"))
-    var overrides: [String] = []
-
-    @Option(help: "Continue the sweep stored in this run directory.")
+    @Option(help: ArgumentHelp("Continue the sweep stored in this run directory.", valueName: "run-dir"))
     var resume: String?
 
     @Flag(help: "Keep serving after the sweep finished.")
@@ -42,24 +32,16 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let logger = Logger(label: "coordinator")
         // Keys first: a refused coordinator leaves nothing behind.
-        var security: CoordinatorSecurity?
-        switch (key, authorizedKeys) {
-        case (let keyFile?, let authorized?):
-            let keyURL = URL(fileURLWithPath: keyFile)
-            if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
-            security = try CoordinatorSecurity(keyFile: keyURL, authorizedKeysFile: URL(fileURLWithPath: authorized))
-        case (nil, nil): security = nil
-        default: throw ValidationError("--key and --authorized-keys go together")
-        }
+        let security = try keys.security(logger: logger)
         try Coordinator.checkSecurity(bind: bind, security: security)
         let runDirectory: URL
         switch (sweepFile, resume) {
         case (let file?, nil):
-            let spec = try SweepSpec.load(from: URL(fileURLWithPath: file), overrides: overrides.map(SweepOverride.init))
-            runDirectory = runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
-            try RunDirectory(runDirectory).create(spec: spec)
+            runDirectory = try newSweep.createRun(sweepFile: file)
         case (nil, let directory?):
-            guard overrides.isEmpty else { throw ValidationError("--set changes a sweep file; a resumed sweep keeps its own") }
+            guard newSweep.overrides.isEmpty, newSweep.runDirectory == nil else {
+                throw ValidationError("--set and --run-dir lay out a new sweep; a resumed sweep keeps its own")
+            }
             runDirectory = URL(fileURLWithPath: directory)
         default:
             throw ValidationError("give either a sweep file or --resume RUN_DIR")

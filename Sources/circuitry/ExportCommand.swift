@@ -13,8 +13,7 @@ struct ExportCommand: ParsableCommand {
         and manifest.json. MODEL_ID is the tables' model_id column. A running sweep exports what is finished.
         """)
 
-    @Argument(help: "The run directory of the sweep.")
-    var runDir: String
+    @OptionGroup var runDirectory: RunDirectoryArgument
 
     @Option(help: "Directory to write the export into (created when missing).")
     var out: String
@@ -23,7 +22,7 @@ struct ExportCommand: ParsableCommand {
     var withOptimizer = false
 
     func run() throws {
-        var export = RunExport(runDirectory: URL(fileURLWithPath: runDir))
+        var export = RunExport(runDirectory: runDirectory.url)
         export.withOptimizer = withOptimizer
         let manifest = try export.write(to: URL(fileURLWithPath: out))
         print("exported \(manifest.models.count) models and \(manifest.models.map(\.circuits.count).reduce(0, +)) circuits of sweep \(manifest.sweep) to \(out)")

@@ -1,5 +1,8 @@
 import ArgumentParser
+import Foundation
+import Logging
 import SparseGPT
+import Sweep
 
 /// A model's shape and sparsity, spelled the same by every command that makes a model. Each flag
 /// given replaces that setting of the command's own starting point (a run file, a benchmark's
@@ -28,5 +31,85 @@ struct ModelShapeOptions: ParsableArguments {
         if let afrac { model.afrac = afrac }
         if let density { training.density = density }
         if let embedDensity { training.embedDensity = embedDensity }
+    }
+}
+
+/// The run directory a command reads or continues, the first argument of every such command.
+struct RunDirectoryArgument: ParsableArguments {
+    @Argument(help: ArgumentHelp("The run directory of the sweep.", valueName: "run-dir"))
+    var path: String
+
+    var url: URL { URL(fileURLWithPath: path) }
+}
+
+/// How a new sweep is laid out on this machine: where its run directory goes and which keys of
+/// its sweep file the command line replaces. `run` and `coordinator` take the same flags.
+struct NewSweepOptions: ParsableArguments {
+    @Option(name: .customLong("run-dir"), help: ArgumentHelp("Run directory (default: runs/NAME).", valueName: "run-dir"))
+    var runDirectory: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "Override one key of the sweep file, e.g. --set data.corpus=/usr/lib/python3.11 (repeatable).",
+        valueName: "key=value"))
+    var overrides: [String] = []
+
+    /// Loads the sweep file with the overrides and creates its run directory.
+    func createRun(sweepFile: String) throws -> URL {
+        let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile), overrides: overrides.map(SweepOverride.init))
+        let url = runDirectory.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
+        try RunDirectory(url).create(spec: spec)
+        return url
+    }
+}
+
+/// Shards run at once by the local worker of `run` and `resume`.
+struct LocalSlotsOption: ParsableArguments {
+    @Option(help: "Shards run at once on this machine (default: one per core).")
+    var slots: Int?
+
+    func validate() throws {
+        if let slots, slots < 1 { throw ValidationError("--slots must be at least 1, got \(slots)") }
+    }
+
+    var count: Int { slots ?? ProcessInfo.processInfo.activeProcessorCount }
+}
+
+/// The coordinator's CURVE keys: its own key pair and the worker keys it accepts.
+struct CoordinatorKeyOptions: ParsableArguments {
+    @Option(help: "The coordinator's CURVE key pair file (from `circuitry keygen`).")
+    var key: String?
+
+    @Option(help: "Worker public keys to accept, one per line (re-read when it changes).")
+    var authorizedKeys: String?
+
+    func validate() throws {
+        guard (key == nil) == (authorizedKeys == nil) else { throw ValidationError("--key and --authorized-keys go together") }
+    }
+
+    func security(logger: Logger) throws -> CoordinatorSecurity? {
+        guard let key, let authorizedKeys else { return nil }
+        let keyURL = URL(fileURLWithPath: key)
+        if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
+        return try CoordinatorSecurity(keyFile: keyURL, authorizedKeysFile: URL(fileURLWithPath: authorizedKeys))
+    }
+}
+
+/// A worker's CURVE keys: its own key pair and the coordinator's public key.
+struct WorkerKeyOptions: ParsableArguments {
+    @Option(help: "This worker's CURVE key pair file (from `circuitry keygen`).")
+    var key: String?
+
+    @Option(help: "The coordinator's public key: its .pub file or the 40-character Z85 key.")
+    var serverKey: String?
+
+    func validate() throws {
+        guard (key == nil) == (serverKey == nil) else { throw ValidationError("--key and --server-key go together") }
+    }
+
+    func security(logger: Logger) throws -> WorkerSecurity? {
+        guard let key, let serverKey else { return nil }
+        let keyURL = URL(fileURLWithPath: key)
+        if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
+        return try WorkerSecurity(keyFile: keyURL, serverKey: serverKey)
     }
 }

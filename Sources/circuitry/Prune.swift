@@ -99,6 +99,7 @@ struct Prune: ParsableCommand {
         var request = PruneRequest(modelPath: model, pairsPath: pairs)
         request.tasks = allTasks ? [] : task
         request.heldOutTokensPath = heldOutTokens
+        if let pairs { try TokenizerIdentity.check(pairsFile: pairs, against: try Checkpoint.load(from: model), file: model) }
         if let tokenizer {
             let bpe = try BPETokenizer.load(from: tokenizer)
             request.tokenText = { bpe.display($0) }

@@ -7,8 +7,7 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write a run's frontier data and plots (CSV, JSON, circuits, index.html), finished or running.")
 
-    @Argument(help: "The run directory of the sweep.")
-    var runDir: String
+    @OptionGroup var runDirectory: RunDirectoryArgument
 
     @Option(help: "Where to write the report (default: RUN_DIR/report).")
     var out: String?
@@ -24,7 +23,7 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let runDirectory = URL(fileURLWithPath: runDir)
+        let runDirectory = self.runDirectory.url
         let outDirectory = out.map { URL(fileURLWithPath: $0) }
         if watch {
             try RunReport.watch(runDirectory: runDirectory, to: outDirectory, every: every) { print($0) }

@@ -7,15 +7,12 @@ struct ResumeCommand: ParsableCommand {
         commandName: "resume",
         abstract: "Continue a stopped sweep with local workers.")
 
-    @Argument(help: ArgumentHelp("The run directory of the sweep.", valueName: "run-dir"))
-    var runDirectory: String
+    @OptionGroup var runDirectory: RunDirectoryArgument
 
-    @Option(help: "Shards run at once on this machine (default: one per core).")
-    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var slots: LocalSlotsOption
 
     func run() throws {
-        let directory = URL(fileURLWithPath: runDirectory)
-        _ = try RunDirectory(directory).openStore(readOnly: true)
-        try runLocalSweep(runDirectory: directory, slots: workers)
+        _ = try RunDirectory(runDirectory.url).openStore(readOnly: true)
+        try runLocalSweep(runDirectory: runDirectory.url, slots: slots.count)
     }
 }

@@ -7,8 +7,7 @@ struct RetryCommand: ParsableCommand {
         commandName: "retry",
         abstract: "Put failed shards back to pending, with a fresh set of attempts.")
 
-    @Argument(help: ArgumentHelp("The run directory of the sweep.", valueName: "run-dir"))
-    var runDirectory: String
+    @OptionGroup var runDirectory: RunDirectoryArgument
 
     @Flag(help: "Retry every failed shard (and the shards that waited on them).")
     var failed = false
@@ -18,10 +17,10 @@ struct RetryCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try RunDirectory(URL(fileURLWithPath: runDirectory)).openStore()
+        let store = try RunDirectory(runDirectory.url).openStore()
         let count = try store.write { tx in
             try tx.retryFailed(maxAttempts: try tx.sweepSpec().retries.maxAttempts, now: Date().timeIntervalSince1970)
         }
-        print("\(count) failed shards are pending again; continue with `circuitry resume \(runDirectory)` or a coordinator --resume")
+        print("\(count) failed shards are pending again; continue with `circuitry resume \(runDirectory.path)` or a coordinator --resume")
     }
 }

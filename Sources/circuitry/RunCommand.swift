@@ -10,32 +10,21 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "The sweep file (YAML), e.g. sweeps/quick.yaml.")
     var sweepFile: String
 
-    @Option(help: "Run directory (default: runs/NAME).")
-    var runDir: String?
+    @OptionGroup var newSweep: NewSweepOptions
 
-    @Option(name: .customLong("set"), help: ArgumentHelp(
-        "Override one key of the sweep file, e.g. --set data.corpus=/usr/lib/python3.11 (repeatable).",
-        valueName: "key=value"))
-    var overrides: [String] = []
-
-    @Option(help: "Shards run at once on this machine (default: one per core).")
-    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var slots: LocalSlotsOption
 
     func validate() throws {
         try ArgumentChecks.sweepFile(sweepFile)
     }
 
     func run() throws {
-        let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile), overrides: overrides.map(SweepOverride.init))
-        let runDirectory = runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
-        try RunDirectory(runDirectory).create(spec: spec)
-        try runLocalSweep(runDirectory: runDirectory, slots: workers)
+        try runLocalSweep(runDirectory: try newSweep.createRun(sweepFile: sweepFile), slots: slots.count)
     }
 }
 
 /// Shared by `run` and `resume`.
 func runLocalSweep(runDirectory: URL, slots: Int) throws {
-    guard slots >= 1 else { throw ValidationError("--workers must be at least 1") }
     StopSignal.install()
     let counts = try LocalSweep(options: .init(runDirectory: runDirectory, slots: slots)).run()
     print(StatusReport.table(try StatusReport.snapshot(runDirectory: runDirectory)))

@@ -7,14 +7,13 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show every shard of a sweep and its state, while it runs or after.")
 
-    @Argument(help: ArgumentHelp("The run directory of the sweep.", valueName: "run-dir"))
-    var runDirectory: String
+    @OptionGroup var runDirectory: RunDirectoryArgument
 
     @Flag(help: "Print one JSON object: finished, counts, shards.")
     var json = false
 
     func run() throws {
-        let directory = URL(fileURLWithPath: runDirectory)
+        let directory = runDirectory.url
         let snapshot = try StatusReport.snapshot(runDirectory: directory)
         if json {
             print(StatusReport.json(snapshot))

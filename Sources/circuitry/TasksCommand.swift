@@ -85,7 +85,7 @@ struct TasksExport: ParsableCommand {
                                                   testPairs: testPairs, maxLength: maxLength)
             return TaskData(task: pythonTask.name, train: try convert(splits.train), test: try convert(splits.test))
         }
-        try TaskPairsFile.save(data, to: URL(fileURLWithPath: out))
+        try TaskPairsFile.save(data, tokenizerHash: tok.sha256, to: URL(fileURLWithPath: out))
         print("wrote \(selected.count) tasks (\(trainPairs) train, \(testPairs) test pairs each, width \(maxLength)) to \(out)")
     }
 }

@@ -40,6 +40,7 @@ struct TasksEval: ParsableCommand {
     func run() throws {
         let session = try PruneSession(modelPath: model)
         let config = session.config
+        if let pairs { try TokenizerIdentity.check(pairsFile: pairs, against: session.checkpoint, file: model) }
         var tok: BPETokenizer?
         if let tokenizer {
             let loaded = try BPETokenizer.load(from: tokenizer)

@@ -11,11 +11,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://HOST:5555.")
     var connect: String
 
-    @Option(help: "This worker's CURVE key pair file (from `circuitry keygen`).")
-    var key: String?
-
-    @Option(help: "The coordinator's public key: its .pub file or the 40-character Z85 key.")
-    var serverKey: String?
+    @OptionGroup(title: "CURVE keys") var keys: WorkerKeyOptions
 
     @Option(help: "Shards run at once (default: one per core).")
     var slots: Int?
@@ -50,20 +46,9 @@ struct WorkerCommand: ParsableCommand {
         options.idleExitSeconds = idleExit
         options.exitWithParent = exitWithParent
         StopSignal.install()
-        options.security = try security(logger: Logger(label: "worker \(workerName)"))
+        options.security = try keys.security(logger: Logger(label: "worker \(workerName)"))
         // The worker connects whenever the coordinator comes up; until then it is silent, so say what it waits for.
         FileHandle.standardError.write(Data("worker \(workerName): waiting for the coordinator at \(connect) (\(slots) slot\(slots == 1 ? "" : "s"))\n".utf8))
         try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()
-    }
-
-    private func security(logger: Logger) throws -> WorkerSecurity? {
-        switch (key, serverKey) {
-        case (let keyFile?, let server?):
-            let keyURL = URL(fileURLWithPath: keyFile)
-            if let warning = CurveKeyFile.permissionWarning(keyURL) { logger.warning("\(warning)") }
-            return try WorkerSecurity(keyFile: keyURL, serverKey: server)
-        case (nil, nil): return nil
-        default: throw ValidationError("--key and --server-key go together")
-        }
     }
 }

@@ -31,7 +31,7 @@ final class PrunePipelineTests: XCTestCase {
         }
         try Checkpoint(trainer: trainer).save(to: path("model.safetensors"))
         try TaskPairsFile.save([TaskData(task: "opener", train: task.pairs(count: 16, seed: 5), test: task.pairs(count: 8, seed: 6))],
-                               to: directory.appendingPathComponent("pairs.json"))
+                               tokenizerHash: nil, to: directory.appendingPathComponent("pairs.json"))
         let heldOut = task.corpus(sequences: 16, seed: 7).map { UInt16($0).littleEndian }
         try heldOut.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: directory.appendingPathComponent("heldout.bin"))
     }

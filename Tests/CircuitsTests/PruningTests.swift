@@ -170,7 +170,7 @@ final class PruningTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("pairs.json")
-        try TaskPairsFile.save([TaskData(task: "t", train: train, test: train)], to: file)
+        try TaskPairsFile.save([TaskData(task: "t", train: train, test: train)], tokenizerHash: nil, to: file)
         XCTAssertEqual(try TaskPairsFile.load(file), [TaskData(task: "t", train: train, test: train)])
         XCTAssertEqual(train.selecting(pairs: [0]).width, 3)
 

@@ -69,7 +69,7 @@ final class ChaosTests: ClusterTestCase {
         let sweep = try chaosSweep()
         let reference = directory.appendingPathComponent("reference")
         let referenceStart = Date()
-        let undisturbed = try spawn("reference", ["run", sweep.path, "--run-dir", reference.path, "--workers", "3"])
+        let undisturbed = try spawn("reference", ["run", sweep.path, "--run-dir", reference.path, "--slots", "3"])
         undisturbed.waitUntilExit()
         XCTAssertEqual(undisturbed.terminationStatus, 0, log("reference"))
         let expected = try results(of: reference)

@@ -39,6 +39,36 @@ final class CommandLineTests: ClusterTestCase {
         XCTAssertTrue(missing.output.contains("no sweep file at"), missing.output)
     }
 
+    func testRunAndResumeShareTheirOptionsAndPrintEachDefaultOnce() throws {
+        for command in ["run", "resume"] {
+            let help = try circuitry([command, "--help"])
+            XCTAssertEqual(help.status, 0, help.output)
+            XCTAssertTrue(help.output.contains("--slots <slots>"), help.output)
+            XCTAssertTrue(help.output.contains("(default: one per"), help.output)
+            XCTAssertFalse(help.output.contains("(default: \(ProcessInfo.processInfo.activeProcessorCount))"), help.output)
+            XCTAssertFalse(help.output.contains("--workers"), help.output)
+        }
+        let sweep = directory.appendingPathComponent("s.yaml")
+        try "grid: {density: [1.0], d_model: [32], task: [var_swap]}\n".write(to: sweep, atomically: true, encoding: .utf8)
+        let zero = try circuitry(["run", sweep.path, "--slots", "0", "--run-dir", directory.appendingPathComponent("r").path])
+        XCTAssertEqual(zero.status, 64, zero.output)
+        XCTAssertTrue(zero.output.contains("--slots must be at least 1, got 0"), zero.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("r").path))
+    }
+
+    func testCoordinatorKeysGoTogetherAndResumeTakesNoNewLayout() throws {
+        let half = try circuitry(["coordinator", "--key", "k", "--bind", "tcp://127.0.0.1:5999", "x.yaml"])
+        XCTAssertEqual(half.status, 64, half.output)
+        XCTAssertTrue(half.output.contains("--key and --authorized-keys go together"), half.output)
+        let worker = try circuitry(["worker", "--connect", "tcp://127.0.0.1:5999", "--server-key", "k"])
+        XCTAssertEqual(worker.status, 64, worker.output)
+        XCTAssertTrue(worker.output.contains("--key and --server-key go together"), worker.output)
+        let resumed = try circuitry(["coordinator", "--resume", directory.path, "--set", "train.steps=1",
+                                     "--bind", "tcp://127.0.0.1:5999"])
+        XCTAssertNotEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("a resumed sweep keeps its own"), resumed.output)
+    }
+
     func testTrainChecksTheOutputDirectoryBeforeTraining() throws {
         let started = Date()
         let (status, output) = try circuitry(["train", "--out", "/missing/dir/x.safetensors", "--steps", "100000"])

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Circuits
 import PythonCode
 import SparseGPT
 @testable import Sweep
@@ -108,6 +109,20 @@ final class ExportTests: XCTestCase {
             XCTAssertTrue(message.contains("other.json is not the tokenizer model.safetensors was trained on"), message)
         }
         XCTAssertNoThrow(try TokenizerIdentity.check(tokenizer, file: "t.json", against: original, file: "m.safetensors"))
+
+        // The sweep's pairs record their tokenizer; pairs made with another one are refused.
+        let pairs = out.appendingPathComponent("pairs.json")
+        let recorded = try TaskPairsFile.loadWithTokenizer(pairs)
+        XCTAssertEqual(recorded.tokenizerHash, tokenizer.sha256)
+        XCTAssertNoThrow(try TokenizerIdentity.check(pairsFile: pairs.path, against: original, file: "m.safetensors"))
+        let foreign = directory.appendingPathComponent("foreign-pairs.json")
+        try TaskPairsFile.save(recorded.tasks, tokenizerHash: other.sha256, to: foreign)
+        XCTAssertEqual(try TaskPairsFile.load(foreign), recorded.tasks)
+        XCTAssertThrowsError(try TokenizerIdentity.check(pairsFile: foreign.path, against: original, file: "m.safetensors")) {
+            let message = "\($0)"
+            XCTAssertTrue(message.contains(tokenizer.sha256) && message.contains(other.sha256), message)
+            XCTAssertTrue(message.contains("foreign-pairs.json was made with another tokenizer"), message)
+        }
 
         try runTheReadmePythonExample(in: directory, tokenizer: tokenizer)
     }

@@ -177,7 +177,7 @@ final class ProcessTests: ClusterTestCase {
     func testRunKeepsAFailureWithItsLogThenRetryPutsItBack() throws {
         let failing = "prune/d1-w64-a1-s0/if_equals"
         let sweep = try loopbackSweep(densities: "[1.0]", extra: "  always_fail: [\(failing)]")
-        let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--workers", "2"])
+        let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--slots", "2"])
         XCTAssertEqual(run.status, 1, run.output)
         XCTAssertTrue(run.output.contains("1 shards failed"), run.output)
         XCTAssertTrue(run.output.contains("Circuit edges at task loss"), run.output)
@@ -261,7 +261,7 @@ final class ProcessTests: ClusterTestCase {
               unpreparable_tasks: [if_equals]
               crash_first_attempt: [\(crashing)]
             """)
-        let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--workers", "2"])
+        let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--slots", "2"])
         XCTAssertEqual(run.status, 1, run.output)
         let shards = try XCTUnwrap(snapshot()).shards
         func shard(_ id: String) -> ShardStatus? { shards.first { $0.id == id } }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A model's place on the capability/interpretability plane (SPEC 5).
+/// A model's place on the capability/interpretability plane.
 public struct FrontierPoint: Sendable {
     public var model: ReportModel
     public var pretrainLoss: Double

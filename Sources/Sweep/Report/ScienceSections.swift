@@ -94,7 +94,7 @@ extension HTMLReport {
                        yLabel: "circuit edges (geometric mean, log scale)", logY: true, series: series, width: 480, plotHeight: 320)
     }
 
-    /// SPEC 4's controls: circuits of untrained models of the sparse shapes, and necessity.
+    /// The method's controls: circuits of untrained models of the sparse shapes, and necessity.
     func controlsSection() -> String {
         let target = ReportFormat.number(data.headlineTarget)
         var s = "<section><h2>Controls</h2>\n<h3>Random initialisation</h3>\n"

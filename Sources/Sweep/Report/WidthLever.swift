@@ -2,7 +2,7 @@ import Foundation
 
 /// Sparse models widened at a fixed budget of nonzeros: the lever the paper pulls to make sparse
 /// circuits small. A sweep has one when two or more widths share either density · d_model (the
-/// nonzeros per neuron, which SPEC's floor keeps at 16 or more, so the block matrices' nonzeros
+/// nonzeros per neuron, which the method's floor keeps at 16 or more, so the block matrices' nonzeros
 /// grow with the width) or density · d_model² (the block matrices' nonzeros themselves).
 public struct WidthLever: Sendable {
     public enum Budget: String, Sendable {
