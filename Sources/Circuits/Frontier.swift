@@ -181,23 +181,28 @@ struct MaskScorer {
     let test: TaskPairs
     /// Nil without calibration.
     let fit: TaskPairs?
+    /// The full model's margins on `fit`, which bound every circuit's calibrated scale.
+    let fullFitMargins: [Float]
     let steps: Int
 
-    init(model: AblatableModel, means: [Float], data: TaskData, settings: FrontierSettings) {
+    init(model: AblatableModel, means: [Float], data: TaskData, settings: FrontierSettings) throws {
         self.model = model
         self.means = means
         test = data.test.trimmed()
         fit = settings.calibration
             ? data.train.selecting(pairs: Array(0..<min(settings.calibrationPairs, data.train.pairCount))) : nil
         steps = settings.calibrationSteps
+        let allKept = [Float](repeating: 1, count: model.nodeLayout.count)
+        fullFitMargins = try fit.map { try model.logitMargins($0, masks: allKept, means: means) } ?? []
     }
 
     func score(_ masks: [Float]) throws -> (loss: Float, calibration: LogitCalibration?) {
         guard let fit else {
             return (try model.taskLoss(test, masks: masks, means: means, maskGradient: false).loss, nil)
         }
-        let calibration = LogitCalibration.fit(margins: try model.logitMargins(fit, masks: masks, means: means),
-                                               orientations: fit.candidateOrientations, steps: steps)
+        let fitMargins = try model.logitMargins(fit, masks: masks, means: means)
+        let calibration = LogitCalibration.fit(margins: fitMargins, orientations: fit.candidateOrientations, steps: steps,
+                                               maxScale: LogitCalibration.maxScale(margins: fitMargins, matching: fullFitMargins))
         let margins = try model.logitMargins(test, masks: masks, means: means)
         return (calibration.loss(margins: margins, orientations: test.candidateOrientations), calibration)
     }
@@ -214,7 +219,7 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
     try settings.validate()
     let start = Date()
     let n = model.nodeLayout.count
-    let scorer = MaskScorer(model: model, means: means, data: data, settings: settings)
+    let scorer = try MaskScorer(model: model, means: means, data: data, settings: settings)
     let candidates = data.test.candidateTokens
     let allKept = [Float](repeating: 1, count: n)
     let fullLoss = try model.taskLoss(scorer.test, masks: allKept, means: means, maskGradient: false).loss

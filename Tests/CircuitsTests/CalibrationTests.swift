@@ -78,6 +78,35 @@ final class CalibrationTests: XCTestCase {
         XCTAssertEqual(Double(flat.shift), 0, accuracy: 1e-6)
     }
 
+    func testScaleIsBoundedByTheFullModelsMargins() {
+        // Fit pairs the margins separate: unbounded, the scale grows until the step count stops it,
+        // and one test prompt with the wrong sign then costs more than the uncalibrated loss.
+        let orientations: [Float] = (0..<64).map { $0 % 2 == 0 ? 1 : -1 }
+        let fitMargins = orientations.enumerated().map { Float(4 + ($0.offset % 5)) }
+        var testMargins = fitMargins
+        testMargins[7] = -6
+        let uncalibrated = LogitCalibration.identity.loss(margins: testMargins, orientations: orientations)
+        let unbounded = LogitCalibration.fit(margins: fitMargins, orientations: orientations)
+        XCTAssertGreaterThan(unbounded.scale, 4)
+        XCTAssertGreaterThan(unbounded.loss(margins: testMargins, orientations: orientations), 3 * uncalibrated)
+        // The full model itself may not be scaled up: its bound is 1.
+        let full = LogitCalibration.fit(margins: fitMargins, orientations: orientations,
+                                        maxScale: LogitCalibration.maxScale(margins: fitMargins, matching: fitMargins))
+        XCTAssertEqual(full.scale, 1)
+        XCTAssertLessThan(full.loss(margins: testMargins, orientations: orientations), uncalibrated * 1.01)
+        // A circuit with a quarter of the full model's signal is scaled back up to it, not past it.
+        let weak = fitMargins.map { $0 / 4 }
+        let bound = LogitCalibration.maxScale(margins: weak, matching: fitMargins)
+        XCTAssertEqual(bound, 4, accuracy: 1e-6)
+        let circuit = LogitCalibration.fit(margins: weak, orientations: orientations, maxScale: bound)
+        XCTAssertEqual(Double(circuit.scale), 4, accuracy: 1e-5)
+        XCTAssertLessThan(circuit.loss(margins: weak, orientations: orientations),
+                          LogitCalibration.identity.loss(margins: weak, orientations: orientations))
+        // A circuit with more signal than the full model keeps the identity feasible.
+        XCTAssertEqual(LogitCalibration.maxScale(margins: fitMargins.map { $0 * 3 }, matching: fitMargins), 1)
+        XCTAssertEqual(LogitCalibration.maxScale(margins: [0, 0], matching: [1, 1]), 1)
+    }
+
     func testOrientationIsTheLowerIdCandidate() throws {
         let pairs = try TaskPairs(width: 1, prompts: [1, 2, 3, 4], lengths: [1, 1, 1, 1], candidates: [4, 9, 9, 4, 7, 2, 2, 7])
         XCTAssertEqual(pairs.candidateOrientations, [1, -1, -1, 1])
