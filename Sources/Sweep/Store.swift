@@ -429,6 +429,34 @@ public struct StoreTransaction {
         return count
     }
 
+    /// Puts every finished prune shard (done or failed) back to pending with fresh attempts, for
+    /// pruning the trained models again after a change to the pruning code; their old circuits
+    /// leave the results (the attempts' history stays) and every trained model is kept. Refused
+    /// while a prune shard is leased, since its result would come from the old pruning.
+    public func repruneAll(maxAttempts: Int, now: Double) throws -> Int {
+        let leased = try Int.fetchOne(db, sql: "SELECT count(*) FROM shards WHERE kind = 'prune' AND state = 'leased'") ?? 0
+        guard leased == 0 else {
+            throw SweepError("\(leased) prune shards are running; stop the sweep before pruning again")
+        }
+        let finished = "SELECT seq FROM shards WHERE kind = 'prune' AND state IN ('done', 'failed')"
+        try execute(sql: "DELETE FROM outputs WHERE shard_seq IN (\(finished))")
+        try execute(sql: "DELETE FROM results WHERE shard_seq IN (\(finished))")
+        try execute(sql: """
+            UPDATE shards SET state = 'pending', max_attempts = attempts + ?, not_before = 0, last_error = NULL,
+            log_tail = NULL, progress_step = NULL, progress_total = NULL, progress_loss = NULL, updated_at = ?
+            WHERE kind = 'prune' AND state IN ('done', 'failed')
+            """, arguments: [maxAttempts, now])
+        let count = db.changesCount
+        try execute(sql: """
+            UPDATE shards SET waiting_on = (
+                SELECT count(*) FROM dependencies d JOIN shards n ON n.seq = d.needs_seq
+                WHERE d.shard_seq = shards.seq AND n.state != 'done')
+            WHERE state = 'pending'
+            """)
+        try log(nil, "reprune", "\(count) shards", now: now)
+        return count
+    }
+
     public func recordProgress(_ lease: LeaseKey, step: Int, total: Int, loss: Double?, now: Double) throws {
         try execute(sql: """
             UPDATE shards SET progress_step = ?, progress_total = ?, progress_loss = ?, updated_at = ?

@@ -136,6 +136,40 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(summary["loss"] as? String, "inf")
     }
 
+    func testPruningAgainKeepsTheTrainedModelsAndDropsOnlyTheCircuits() throws {
+        let (store, _) = try makeStore()
+        let data = try artifact(store, "data")
+        let prunes = try store.read { try $0.shards() }.filter { $0.kind == "prune" }.map(\.id)
+        XCTAssertEqual(prunes.count, 2)
+        var now = 0.0
+        /// Runs shards one at a time until none is left, or returns the lease of `hold` unfinished.
+        func run(holding hold: String? = nil) throws -> Lease? {
+            while true {
+                let leases = try store.write { try $0.lease(owner: "w", count: 1, now: now, expiry: now + 5) }
+                guard let lease = leases.first else { return nil }
+                if lease.shard == hold { return lease }
+                now += 1
+                XCTAssertEqual(try store.write { try $0.recordResult(lease.key, outputs: ["out": data], summary: "{}", now: now) }, .recorded)
+            }
+        }
+        let running = try XCTUnwrap(try run(holding: prunes[1]))
+        XCTAssertThrowsError(try store.write { try $0.repruneAll(maxAttempts: 2, now: now) }) {
+            XCTAssertTrue("\($0)".contains("stop the sweep before pruning again"), "\($0)")
+        }
+        now += 1
+        _ = try store.write { try $0.recordResult(running.key, outputs: ["out": data], summary: "{}", now: now) }
+        XCTAssertTrue(try store.read { try $0.counts() }.finished)
+
+        XCTAssertEqual(try store.write { try $0.repruneAll(maxAttempts: 2, now: now) }, prunes.count)
+        for shard in try store.read({ try $0.shards() }) {
+            XCTAssertEqual(shard.state, shard.kind == "prune" ? .pending : .done, shard.id)
+            XCTAssertEqual(try store.read { try $0.outputs(ofShard: shard.id) }.isEmpty, shard.kind == "prune", shard.id)
+        }
+        XCTAssertNil(try run())
+        XCTAssertTrue(try store.read { try $0.counts() }.finished)
+        XCTAssertEqual(try store.read { try $0.attempts(ofShard: prunes[1]) }.count, 2, "the first pruning stays in the history")
+    }
+
     func testRetryClearsTheMessagesOfTheAttemptsBefore() throws {
         let (store, spec) = try makeStore(maxAttempts: 1)
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
