@@ -411,6 +411,16 @@ public struct StoreTransaction {
         }
     }
 
+    /// Recounts, for every pending shard, the dependencies that are not done yet.
+    private func recountWaiting() throws {
+        try execute(sql: """
+            UPDATE shards SET waiting_on = (
+                SELECT count(*) FROM dependencies d JOIN shards n ON n.seq = d.needs_seq
+                WHERE d.shard_seq = shards.seq AND n.state != 'done')
+            WHERE state = 'pending'
+            """)
+    }
+
     /// Puts failed shards back to pending with a fresh set of attempts. Their errors go: they
     /// describe the attempts before, which the attempts table keeps.
     public func retryFailed(maxAttempts: Int, now: Double) throws -> Int {
@@ -419,12 +429,7 @@ public struct StoreTransaction {
             log_tail = NULL, updated_at = ? WHERE state = 'failed'
             """, arguments: [maxAttempts, now])
         let count = db.changesCount
-        try execute(sql: """
-            UPDATE shards SET waiting_on = (
-                SELECT count(*) FROM dependencies d JOIN shards n ON n.seq = d.needs_seq
-                WHERE d.shard_seq = shards.seq AND n.state != 'done')
-            WHERE state = 'pending'
-            """)
+        try recountWaiting()
         try log(nil, "retry_failed", "\(count) shards", now: now)
         return count
     }
@@ -447,12 +452,7 @@ public struct StoreTransaction {
             WHERE kind = 'prune' AND state IN ('done', 'failed')
             """, arguments: [maxAttempts, now])
         let count = db.changesCount
-        try execute(sql: """
-            UPDATE shards SET waiting_on = (
-                SELECT count(*) FROM dependencies d JOIN shards n ON n.seq = d.needs_seq
-                WHERE d.shard_seq = shards.seq AND n.state != 'done')
-            WHERE state = 'pending'
-            """)
+        try recountWaiting()
         try log(nil, "reprune", "\(count) shards", now: now)
         return count
     }
