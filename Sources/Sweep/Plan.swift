@@ -78,6 +78,14 @@ public struct ShardParams: Codable, Equatable {
     public static func decode(_ text: String) throws -> ShardParams {
         try JSONDecoder().decode(ShardParams.self, from: Data(text.utf8))
     }
+
+    /// The sweep file sections (or grid keys) in which `other` differs, named as in the file.
+    func differingSections(from other: ShardParams) -> [String] {
+        [("grid point", point == other.point), ("task", task == other.task), ("grid.task", tasks == other.tasks),
+         ("data", data == other.data), ("model", model == other.model), ("train", train == other.train),
+         ("prune", prune == other.prune), ("simulate", simulate == other.simulate)]
+            .filter { !$0.1 }.map(\.0)
+    }
 }
 
 /// One node of the plan's DAG.

@@ -58,6 +58,16 @@ public struct RunDirectory {
     }
 }
 
+extension RunDirectory {
+    /// Grows the sweep held here to `spec` (more seeds, widths, densities): adds the shards it
+    /// lacks and keeps every finished one; see `StoreTransaction.extendSweep`. Returns the shards
+    /// added, which the next `resume` or `coordinator --resume` runs.
+    public func extend(to spec: SweepSpec) throws -> [String] {
+        let store = try openStore()
+        return try store.write { tx in try tx.extendSweep(spec, shards: plan(spec), now: Date().timeIntervalSince1970) }
+    }
+}
+
 /// A file system error as a sentence naming the file: errno's words rather than Foundation's
 /// ("There isn't enough space" becomes "No space left on device").
 func fileError(_ what: String, _ url: URL, _ error: Error) -> SweepError {

@@ -274,6 +274,39 @@ public struct StoreTransaction {
         }
     }
 
+    /// Grows the sweep to `spec`: the shards of its plan that the store lacks are added as pending
+    /// and the stored sweep becomes `spec`. Every stored shard must be planned again with the same
+    /// kind and parameters, so nothing finished is redone or made stale; otherwise nothing changes
+    /// and the error names the first shard that would. Returns the shards added.
+    public func extendSweep(_ spec: SweepSpec, shards planned: [PlannedShard], now: Double) throws -> [String] {
+        let stored = try sweepSpec()
+        guard spec.name == stored.name else {
+            throw SweepError("the sweep file is sweep \(spec.name), the run holds sweep \(stored.name)")
+        }
+        let plannedByID = Dictionary(planned.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let rows = try Row.fetchAll(db, sql: "SELECT id, kind, params FROM shards ORDER BY seq")
+        for row in rows {
+            let id: String = row["id"]
+            guard let shard = plannedByID[id] else {
+                throw SweepError("shard \(id) of the run is not in the new grid; a sweep can grow, not shrink (start a new run instead)")
+            }
+            let storedParams = try ShardParams.decode(row["params"])
+            guard shard.kind == row["kind"], shard.params == storedParams else {
+                let sections = storedParams.differingSections(from: shard.params)
+                throw SweepError("the change would alter shard \(id) (\(sections.joined(separator: ", "))), whose work the run keeps; only new grid points can be added (start a new run to change the rest)")
+            }
+        }
+        let storedIDs = Set(rows.map { $0["id"] as String })
+        let added = planned.filter { !storedIDs.contains($0.id) }
+        try insertShards(added.map { ($0.id, $0.kind, $0.params.encoded(), $0.dependencies) },
+                         maxAttempts: spec.retries.maxAttempts, now: now)
+        try recountWaiting()
+        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        try execute(sql: "UPDATE sweep SET spec = ? WHERE id = 1", arguments: [specJSON])
+        try log(nil, "sweep_extended", "\(added.count) shards", now: now)
+        return added.map(\.id)
+    }
+
     // MARK: leases
 
     /// Leases up to `count` ready shards to `owner`, by kind priority and then plan order.

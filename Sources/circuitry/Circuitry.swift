@@ -17,6 +17,7 @@ struct Circuitry: ParsableCommand {
             StatusCommand.self,
             ResumeCommand.self,
             RetryCommand.self,
+            ExtendCommand.self,
             ReportCommand.self,
             ExportCommand.self,
             ShardCommand.self,

@@ -48,17 +48,28 @@ struct NewSweepOptions: ParsableArguments {
     @Option(name: .customLong("run-dir"), help: ArgumentHelp("Run directory (default: runs/NAME).", valueName: "run-dir"))
     var runDirectory: String?
 
+    @OptionGroup var overrides: SweepOverrideOptions
+
+    /// Loads the sweep file with the overrides and creates its run directory.
+    func createRun(sweepFile: String) throws -> URL {
+        let spec = try overrides.load(sweepFile: sweepFile)
+        let url = runDirectory.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
+        try RunDirectory(url).create(spec: spec)
+        return url
+    }
+}
+
+/// Keys of a sweep file that the command line replaces.
+struct SweepOverrideOptions: ParsableArguments {
     @Option(name: .customLong("set"), help: ArgumentHelp(
         "Override one key of the sweep file, e.g. --set data.corpus=/usr/lib/python3.11 (repeatable).",
         valueName: "key=value"))
     var overrides: [String] = []
 
-    /// Loads the sweep file with the overrides and creates its run directory.
-    func createRun(sweepFile: String) throws -> URL {
-        let spec = try SweepSpec.load(from: URL(fileURLWithPath: sweepFile), overrides: overrides.map(SweepOverride.init))
-        let url = runDirectory.map { URL(fileURLWithPath: $0) } ?? RunDirectory.defaultURL(forSweep: spec.name)
-        try RunDirectory(url).create(spec: spec)
-        return url
+    var isEmpty: Bool { overrides.isEmpty }
+
+    func load(sweepFile: String) throws -> SweepSpec {
+        try SweepSpec.load(from: URL(fileURLWithPath: sweepFile), overrides: overrides.map(SweepOverride.init))
     }
 }
 

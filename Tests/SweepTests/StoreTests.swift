@@ -170,6 +170,48 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.read { try $0.attempts(ofShard: prunes[1]) }.count, 2, "the first pruning stays in the history")
     }
 
+    func testExtendingAddsOnlyNewGridPointsAndKeepsFinishedWork() throws {
+        let (store, spec) = try makeStore()
+        let data = try artifact(store, "data")
+        var now = 0.0
+        while let lease = try store.write({ try $0.lease(owner: "w", count: 1, now: now, expiry: now + 5) }).first {
+            now += 1
+            _ = try store.write { try $0.recordResult(lease.key, outputs: ["out": data], summary: "{}", now: now) }
+        }
+        XCTAssertTrue(try store.read { try $0.counts() }.finished)
+        let before = try store.read { try $0.shardRecords() }
+
+        var seeds = spec
+        seeds.grid.seed = [0, 1]
+        let added = try store.write { try $0.extendSweep(seeds, shards: plan(seeds), now: now) }
+        XCTAssertEqual(added, ["train/d1-w64-a1-s1", "prune/d1-w64-a1-s1/var_swap", "prune/d1-w64-a1-s1/if_equals"])
+        XCTAssertEqual(try store.read { try $0.sweepSpec() }, seeds)
+        let after = try store.read { try $0.shardRecords() }
+        XCTAssertEqual(Array(after.prefix(before.count)).map(\.state), before.map(\.state), "finished shards stay done")
+        XCTAssertEqual(try store.read { try $0.outputs(ofShard: "train/d1-w64-a1-s0") }, ["out": data])
+        let ready = try store.write { try $0.lease(owner: "w", count: 10, now: now, expiry: now + 5) }
+        XCTAssertEqual(ready.map(\.shard), ["train/d1-w64-a1-s1"], "the new model waits only on what is not done")
+        XCTAssertEqual(ready[0].inputs, ["prepare.out": ArtifactRef(hash: data, size: 4)])
+        XCTAssertEqual(try store.write { try $0.extendSweep(seeds, shards: plan(seeds), now: now) }, [], "extending again adds nothing")
+
+        var longer = seeds
+        longer.train.steps += 1
+        XCTAssertThrowsError(try store.write { try $0.extendSweep(longer, shards: plan(longer), now: now) }) {
+            XCTAssertTrue("\($0)".contains("alter shard train/d1-w64-a1-s0 (train)"), "\($0)")
+        }
+        var fewer = seeds
+        fewer.grid.seed = [1]
+        XCTAssertThrowsError(try store.write { try $0.extendSweep(fewer, shards: plan(fewer), now: now) }) {
+            XCTAssertTrue("\($0)".contains("shard train/d1-w64-a1-s0 of the run is not in the new grid"), "\($0)")
+        }
+        var moreTasks = seeds
+        moreTasks.grid.task.append("bracket_brace")
+        XCTAssertThrowsError(try store.write { try $0.extendSweep(moreTasks, shards: plan(moreTasks), now: now) }) {
+            XCTAssertTrue("\($0)".contains("alter shard prepare (grid.task)"), "\($0)")
+        }
+        XCTAssertEqual(try store.read { try $0.shardRecords() }.count, after.count, "a refused extension changes nothing")
+    }
+
     func testRetryClearsTheMessagesOfTheAttemptsBefore() throws {
         let (store, spec) = try makeStore(maxAttempts: 1)
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
