@@ -29,6 +29,20 @@ final class CommandLineTests: ClusterTestCase {
         XCTAssertTrue(output.contains("Usage: circuitry retry <run-dir> [--failed]"), output)
     }
 
+    func testExtendAddsSeedsFromTheCommandLineAndRefusesChangedSettings() throws {
+        let sweep = directory.appendingPathComponent("s.yaml")
+        try "name: s\ngrid: {density: [1.0], d_model: [32], task: [var_swap]}\n".write(to: sweep, atomically: true, encoding: .utf8)
+        let run = directory.appendingPathComponent("run")
+        try RunDirectory(run).create(spec: try SweepSpec.load(from: sweep))
+        let grown = try circuitry(["extend", run.path, sweep.path, "--set", "grid.seed=[0, 1]"])
+        XCTAssertEqual(grown.status, 0, grown.output)
+        XCTAssertTrue(grown.output.contains("2 shards added and pending"), grown.output)
+        let changed = try circuitry(["extend", run.path, sweep.path, "--set", "grid.seed=[0, 1]", "--set", "train.steps=7"])
+        XCTAssertNotEqual(changed.status, 0, changed.output)
+        XCTAssertTrue(changed.output.contains("would alter shard train/d1-w32-a1-s0 (train)"), changed.output)
+        XCTAssertEqual(try RunDirectory(run).openStore(readOnly: true).read { try $0.shardRecords() }.count, 5)
+    }
+
     func testRunGivenADirectoryNamesTheMistake() throws {
         let (status, output) = try circuitry(["run", directory.path])
         XCTAssertEqual(status, 64, output)
