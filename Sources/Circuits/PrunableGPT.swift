@@ -12,16 +12,28 @@ import SparseGPT
 /// With `replicas` (more copies of the same model, one per extra thread), the chunks of one
 /// evaluation run in parallel, longest first, and their results are summed in chunk order: the
 /// loss and gradient do not depend on the number of copies, and every core stays busy however
-/// many λ runs a frontier has.
+/// many λ runs a frontier has. Between evaluations the number of engines in use may change
+/// (`useEngines`), which changes only the speed.
 public final class PrunableGPT: AblatableModel {
     public let model: GPT
-    public let replicas: [GPT]
+    public private(set) var replicas: [GPT]
+    /// Engines that run an evaluation's chunks: the model and the first `engines - 1` replicas.
+    public private(set) var engines: Int
     public var chunkPrompts: Int
 
     public init(model: GPT, replicas: [GPT] = [], chunkPrompts: Int = 16) {
         self.model = model
         self.replicas = replicas
+        engines = 1 + replicas.count
         self.chunkPrompts = max(1, chunkPrompts)
+    }
+
+    /// Runs the next evaluations on `count` engines, making the replicas it lacks with `makeReplica`
+    /// (an engine of the same model). Call it between evaluations.
+    public func useEngines(_ count: Int, makeReplica: () throws -> GPT) throws {
+        let wanted = max(1, count)
+        while replicas.count < wanted - 1 { replicas.append(try makeReplica()) }
+        engines = wanted
     }
 
     public var nodeLayout: NodeLayout { model.nodes }
@@ -121,7 +133,7 @@ public final class PrunableGPT: AblatableModel {
     /// next free engine); results in chunk order.
     private func runChunks<T>(_ chunks: [[Int]], _ evaluate: ([Int], GPT) throws -> T) throws -> [T] {
         var results = [Result<T, Error>?](repeating: nil, count: chunks.count)
-        let engines = [model] + replicas
+        let engines = Array(([model] + replicas).prefix(self.engines))
         if engines.count == 1 || chunks.count == 1 {
             for (i, rows) in chunks.enumerated() { results[i] = Result { try evaluate(rows, model) } }
         } else {

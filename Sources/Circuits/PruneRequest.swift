@@ -23,6 +23,9 @@ public struct PruneRequest {
     public var settings = FrontierSettings()
     public var outputDirectory = "circuits"
     public var workers = 2
+    /// Asked between mask steps for the threads to use from then on (a sweep worker lends its idle
+    /// slots); nil keeps `workers` throughout. The circuits do not depend on it.
+    public var currentWorkers: (() -> Int)?
     /// How the documents name the model (for example a sweep's model point); the checkpoint path when nil.
     public var modelID: String?
     /// The text of a token id, to write the candidate tokens as strings beside their ids.
@@ -114,6 +117,8 @@ public func runPrune(_ request: PruneRequest, progress: ((String) -> Void)? = ni
     let lock = NSLock()
     return try chosen.map { data in
         let frontier = try session.frontier(data, settings: settings) { lambda, step in
+            // An engine that cannot be copied leaves the count as it was: only the speed is at stake.
+            if let currentWorkers = request.currentWorkers { try? session.setWorkers(currentWorkers()) }
             guard step.step % 100 == 0 else { return }
             lock.lock()
             progress?("\(data.task) λ \(lambda) step \(step.step): task loss \(step.taskLoss), kept \(step.keptNodes)")

@@ -23,6 +23,12 @@ public final class PruneSession {
         weights = try model.circuitWeights()
     }
 
+    /// Runs the next evaluations on `workers` engines; the results do not depend on it.
+    public func setWorkers(_ workers: Int) throws {
+        guard workers != model.engines else { return }
+        try model.useEngines(workers) { try checkpoint.makeModel(threads: 1) }
+    }
+
     public var layout: NodeLayout { model.nodeLayout }
     public var config: ModelConfig { checkpoint.model }
 

@@ -77,6 +77,8 @@ final class CoordinatorCore {
     private struct WorkerState {
         var name: String
         var incarnation: String
+        var slots: Int
+        /// Slots asked for and not filled yet: a request stands until shards are ready for it.
         var wanted = 0
         var lastSeen: Double
         var leases: [LeaseKey: Double] = [:]  // lease → start time
@@ -180,7 +182,11 @@ final class CoordinatorCore {
         workers[identity]!.lastSeen = now
         switch message {
         case .heartbeat: break
-        case .request(let count): workers[identity]!.wanted += max(0, min(count, CoordinatorTiming.maxRequest))
+        case .request(let count):
+            // Standing requests add up, never beyond the slots the worker has free.
+            let worker = workers[identity]!
+            let free = max(0, max(worker.slots, 1) - worker.leases.count)
+            workers[identity]!.wanted = min(worker.wanted + max(0, min(count, CoordinatorTiming.maxRequest)), free)
         case .progress(let report):
             try tx.recordProgress(report.lease, step: report.step, total: report.total, loss: report.loss, now: now)
         case .result(let report):
@@ -215,7 +221,7 @@ final class CoordinatorCore {
     }
 
     private func welcome(_ hello: Hello, identity: Data, tx: StoreTransaction, now: Double) throws {
-        var state = WorkerState(name: hello.worker, incarnation: hello.incarnation, lastSeen: now)
+        var state = WorkerState(name: hello.worker, incarnation: hello.incarnation, slots: hello.slots, lastSeen: now)
         // A repeated hello of the same process on the same connection keeps the leases sent since
         // the first one. Another process on that routing identity inherits nothing.
         if let existing = workers[identity], existing.incarnation == hello.incarnation { state.leases = existing.leases }
@@ -291,15 +297,11 @@ final class CoordinatorCore {
 
     private func dispatch(tx: StoreTransaction, now: Double) throws {
         for (identity, worker) in workers where worker.wanted > 0 {
-            var leases = try tx.lease(owner: worker.name, count: worker.wanted, now: now, expiry: now + workerDeadSeconds)
+            let leases = try tx.lease(owner: worker.name, count: worker.wanted, now: now, expiry: now + workerDeadSeconds)
             if leases.isEmpty { return }
-            // Fewer shards to run than free slots: the idle slots' threads go to the shards leased,
-            // so the critical path (a lone training shard) runs on every core.
-            let spare = worker.wanted - leases.count
-            for index in leases.indices {
-                leases[index].threads = 1 + spare / leases.count + (index < spare % leases.count ? 1 : 0)
-            }
-            workers[identity]!.wanted = 0
+            // The rest of the request stands: the worker lends those slots' threads to its running
+            // shards until shards become ready for them.
+            workers[identity]!.wanted -= leases.count
             for lease in leases { workers[identity]!.leases[lease.key] = now }
             reply(identity, .leases(leases))
         }

@@ -131,6 +131,9 @@ enum ModelShards {
         while trainer.step < training.steps {
             let next = min(training.steps, (trainer.step / every + 1) * every)
             try run.run(until: next, reportEvery: reportEvery, evaluateEvery: TrainingCurve.evaluateEvery(steps: training.steps)) { progress in
+                // The worker lends its idle slots' threads; the results do not depend on the count.
+                let threads = context.currentThreads()
+                if threads != trainer.model.threads { trainer.model.setThreads(threads) }
                 nonzero = progress.nonzero
                 curve.record(progress)
                 context.progress(step: progress.step, total: progress.steps, loss: Double(progress.loss))
@@ -175,8 +178,9 @@ enum ModelShards {
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
         // Written by the pruner and read back by the circuit's analysis.
         request.meansPath = context.outputDirectory.appendingPathComponent("node_means.safetensors").path
-        // The worker's idle slots, when it has more than shards to run.
+        // The worker lends its idle slots' threads, and takes them back.
         request.workers = context.threads
+        request.currentWorkers = { context.currentThreads() }
         // The pruner reports every 100 steps of each λ run.
         let total = max(1, section.lambdas.count * (section.steps / 100))
         var reports = 0
@@ -208,7 +212,7 @@ enum ModelShards {
     /// text from the sweep's tokenizer, written as `<task>.analysis.json`.
     static func analyseCircuit(_ circuit: CircuitDocument, request: PruneRequest, context: ShardContext) throws -> URL {
         let tokenizer = try BPETokenizer.load(from: context.input("prepare.tokenizer").path)
-        let session = try PruneSession(modelPath: request.modelPath, workers: request.workers)
+        let session = try PruneSession(modelPath: request.modelPath, workers: request.currentWorkers?() ?? request.workers)
         try session.setMeans(NodeMeansFile.read(request.meansPath!).means)
         guard let data = try TaskPairsFile.load(URL(fileURLWithPath: request.pairsPath!)).first(where: { $0.task == circuit.task }) else {
             throw SweepError("shard \(context.job.shard): prepare.tasks has no task \(circuit.task)")

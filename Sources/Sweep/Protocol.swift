@@ -6,9 +6,9 @@ import Foundation
 /// followed for artifact chunks by one frame of raw bytes. Decoding never traps:
 /// anything malformed is a `ProtocolError`, which the receiver logs and drops.
 public enum WireProtocol {
-    /// 2: hellos carry the worker process's incarnation, failures whether they are permanent,
-    /// leases their threads.
-    public static let version: UInt8 = 2
+    /// 2: hellos carry the worker process's incarnation, failures whether they are permanent.
+    /// 3: a lease holds one slot, and a request stands until filled (workers lend idle slots' threads).
+    public static let version: UInt8 = 3
     static let magic: [UInt8] = Array("CSW".utf8)
     /// Artifacts travel in pieces of this many bytes.
     public static let chunkSize = 1 << 20

@@ -15,8 +15,10 @@ public struct ShardJob: Codable, Equatable {
     public var resume: String?
     public var resumeStep: Int?
     public var outputDirectory: String
-    /// Threads for the shard's own work (training and pruning products).
+    /// Threads for the shard's own work (training and pruning products) when it starts.
     public var threads: Int = 1
+    /// Where the worker writes the threads it allows later (`ThreadAllowance`); nil: `threads` throughout.
+    public var threadsFile: String?
 
     static let resultFile = "result.json"
 }
@@ -47,9 +49,26 @@ public struct ShardContext {
     public let resumeStep: Int?
     public let outputDirectory: URL
     let emit: (String) -> Void
+    private let allowance: ThreadAllowance
 
-    /// Threads the shard may use: its worker's idle slots go to it.
+    init(job: ShardJob, params: ShardParams, inputs: [String: URL], resume: URL?, resumeStep: Int?,
+         outputDirectory: URL, emit: @escaping (String) -> Void) {
+        self.job = job
+        self.params = params
+        self.inputs = inputs
+        self.resume = resume
+        self.resumeStep = resumeStep
+        self.outputDirectory = outputDirectory
+        self.emit = emit
+        allowance = ThreadAllowance(path: job.threadsFile, initial: job.threads)
+    }
+
+    /// Threads the shard may use when it starts.
     public var threads: Int { max(1, job.threads) }
+
+    /// Threads the shard may use now: its worker lends it the slots it has nothing else to run on,
+    /// and takes them back. Asked between steps; the answer changes only the speed, never the results.
+    public func currentThreads() -> Int { allowance.current() }
 
     /// Reports progress; the worker streams it to the coordinator.
     public func progress(step: Int, total: Int, loss: Double?) {
@@ -238,8 +257,10 @@ enum SimulatedShard {
         let every = job.kind == ShardKindName.train
             ? max(1, Int((context.params.train?.checkpointEvery ?? 0.1) * Double(total))) : 0
         let crashAt = simulate.crashFirstAttempt.contains(job.shard) && job.attempt == 1 ? total * 3 / 5 : -1
+        var mostThreads = context.threads
         while step < total {
             Thread.sleep(forTimeInterval: simulate.stepSeconds)
+            mostThreads = max(mostThreads, context.currentThreads())
             step += 1
             state = state &* 6364136223846793005 &+ 1442695040888963407
             context.progress(step: step, total: total, loss: loss(step: step, total: total))
@@ -260,7 +281,8 @@ enum SimulatedShard {
         }
         let outputName: String
         var outputs: [String: URL] = [:]
-        var summary: [String: Double] = ["steps": Double(total), "resumed_from_step": Double(resumedFrom)]
+        var summary: [String: Double] = ["steps": Double(total), "resumed_from_step": Double(resumedFrom),
+                                         "most_threads": Double(mostThreads)]
         switch job.kind {
         case ShardKindName.prepare:
             outputName = "data"

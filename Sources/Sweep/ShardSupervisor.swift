@@ -12,6 +12,9 @@ final class SupervisedShard {
     var lastProgressSent = 0.0
     /// The coordinator took the lease back: the child is killed and nothing is reported.
     private(set) var cancelled = false
+    /// When the child started, and the threads the worker allows it now (`ThreadLending`).
+    private(set) var startedAt = 0.0
+    private(set) var threads = 1
 
     init(lease: Lease, workDirectory: URL) throws {
         self.lease = lease
@@ -30,12 +33,16 @@ final class SupervisedShard {
     var inputs: [ArtifactRef] { Array(lease.inputs.values) + (lease.resume.map { [$0] } ?? []) }
     func needs(_ hash: String) -> Bool { inputs.contains { $0.hash == hash } }
 
-    /// Writes the job file and starts `executable shard exec JOB`.
-    func start(executable: URL, cache: ArtifactStore) throws {
+    private var threadsFile: URL { directory.appendingPathComponent(ThreadAllowance.fileName) }
+
+    /// Writes the job file and starts `executable shard exec JOB` with `threads` threads.
+    func start(executable: URL, cache: ArtifactStore, threads: Int) throws {
+        try ThreadAllowance.write(threads, to: threadsFile)
+        self.threads = threads
         let job = ShardJob(shard: lease.shard, attempt: lease.attempt, kind: lease.kind, params: lease.params,
                            inputs: lease.inputs.mapValues { cache.url($0.hash).path },
                            resume: lease.resume.map { cache.url($0.hash).path }, resumeStep: lease.resumeStep,
-                           outputDirectory: outputDirectory.path, threads: lease.threads)
+                           outputDirectory: outputDirectory.path, threads: threads, threadsFile: threadsFile.path)
         let jobFile = directory.appendingPathComponent("job.json")
         do {
             try JSONEncoder().encode(job).write(to: jobFile)
@@ -44,6 +51,14 @@ final class SupervisedShard {
         }
         process = try ChildProcess(executable: executable, arguments: ["shard", "exec", jobFile.path],
                                    logFile: directory.appendingPathComponent("log.txt"))
+        startedAt = Date().timeIntervalSince1970
+    }
+
+    /// Tells the running child it may use `threads` threads from its next step on.
+    func allow(threads: Int) throws {
+        guard threads != self.threads else { return }
+        try ThreadAllowance.write(threads, to: threadsFile)
+        self.threads = threads
     }
 
     /// Protocol lines written since the last look, and the child's exit once it has exited.

@@ -17,9 +17,6 @@ public struct Lease: Codable, Equatable {
     /// The latest intermediate checkpoint of an earlier attempt, to continue from.
     public var resume: ArtifactRef?
     public var resumeStep: Int?
-    /// Threads the shard may use, and the worker slots it holds: more than one when the worker
-    /// had more free slots than there were shards to run.
-    public var threads: Int = 1
 }
 
 public struct ArtifactRef: Codable, Equatable, Hashable {
@@ -305,6 +302,47 @@ public struct StoreTransaction {
         try execute(sql: "UPDATE sweep SET spec = ? WHERE id = 1", arguments: [specJSON])
         try log(nil, "sweep_extended", "\(added.count) shards", now: now)
         return added.map(\.id)
+    }
+
+    /// Gives every prune shard the pruning settings of `spec` (for example a finer λ grid), keeping
+    /// their states: `repruneAll` then sends the finished ones back to pending. Every other shard,
+    /// and the grid, must be planned unchanged; the error names the first shard that is not.
+    /// Returns how many prune shards changed.
+    public func changePruning(to spec: SweepSpec, shards planned: [PlannedShard], now: Double) throws -> Int {
+        let stored = try sweepSpec()
+        guard spec.name == stored.name else {
+            throw SweepError("the sweep file is sweep \(spec.name), the run holds sweep \(stored.name)")
+        }
+        let plannedByID = Dictionary(planned.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let rows = try Row.fetchAll(db, sql: "SELECT seq, id, kind, params, state FROM shards ORDER BY seq")
+        var changed: [(seq: Int64, params: String)] = []
+        for row in rows {
+            let id: String = row["id"]
+            guard let shard = plannedByID[id], shard.kind == row["kind"] else {
+                throw SweepError("shard \(id) of the run is not in the sweep file's grid; only the pruning settings may change")
+            }
+            let storedParams = try ShardParams.decode(row["params"])
+            let sections = storedParams.differingSections(from: shard.params)
+            guard sections.allSatisfy({ $0 == "prune" }) else {
+                throw SweepError("the sweep file would alter shard \(id) (\(sections.joined(separator: ", "))); only the pruning settings may change")
+            }
+            guard !sections.isEmpty else { continue }
+            guard row["state"] as String != "leased" else {
+                throw SweepError("shard \(id) is running; stop the sweep before changing its pruning")
+            }
+            changed.append((row["seq"], try shard.params.encoded()))
+        }
+        let storedIDs = Set(rows.map { $0["id"] as String })
+        if let new = planned.first(where: { !storedIDs.contains($0.id) }) {
+            throw SweepError("the sweep file adds shard \(new.id); add grid points with `circuitry extend` first")
+        }
+        for (seq, params) in changed {
+            try execute(sql: "UPDATE shards SET params = ?, updated_at = ? WHERE seq = ?", arguments: [params, now, seq])
+        }
+        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        try execute(sql: "UPDATE sweep SET spec = ? WHERE id = 1", arguments: [specJSON])
+        try log(nil, "pruning_changed", "\(changed.count) shards", now: now)
+        return changed.count
     }
 
     // MARK: leases

@@ -46,6 +46,9 @@ enum WorkerTiming {
     /// A rehello is answered at most this often: the coordinator sends one for every message it
     /// received before our hello.
     static let rehelloSeconds = 1.0
+    /// Slots asked for and not filled for this long are lent to the running shards (`ThreadLending`):
+    /// the coordinator answers a request at once when it has shards to run.
+    static let lendIdleAfterSeconds = 0.5
 }
 
 /// Leases shards from a coordinator and runs each in a child process
@@ -67,8 +70,9 @@ public final class Worker {
     private var reconnectBackoff = WorkerTiming.firstReconnectSeconds
     private var heartbeatSeconds: Double
     private var coordinatorDeadSeconds: Double
-    /// Slots asked for and not yet received.
+    /// Slots asked for and not yet received, and since when some have been.
     private var credit = 0
+    private var creditUnfilledSince: Double?
     private var lastHello = 0.0
     private var stopRequested = false
     private var lastBusy = Date().timeIntervalSince1970
@@ -98,9 +102,8 @@ public final class Worker {
 
     public func stop() { stopRequested = true }
 
+    /// Shards leased and not finished: each holds one slot.
     public var activeShards: Int { waiting.count + running.count }
-    /// Slots in use: a shard given the idle slots' threads holds them all.
-    private var slotsInUse: Int { (waiting.values.map(\.lease.threads) + running.values.map(\.lease.threads)).reduce(0, +) }
 
     /// Works until stopped (or idle for `idleExitSeconds`); kills its children on the way out.
     public func run() throws {
@@ -159,6 +162,7 @@ public final class Worker {
             // A chunk request can be lost with a connection; ask again when a download stalls.
             for request in downloads.resumeRequests(stalledFor: coordinatorDeadSeconds, now: now) { send(.get(request)) }
             requestWork()
+            lendIdleThreads(now: now)
         }
     }
 
@@ -180,6 +184,7 @@ public final class Worker {
     /// Introduces this worker with the leases it still holds; the coordinator starts its credit afresh.
     private func sayHello() {
         credit = 0
+        creditUnfilledSince = nil
         lastHello = Date().timeIntervalSince1970
         let mine = Set(waiting.keys).union(running.keys).union(unacknowledged.keys)
         send(.hello(Hello(worker: options.name, incarnation: incarnation, slots: options.slots,
@@ -208,10 +213,28 @@ public final class Worker {
     }
 
     private func requestWork() {
-        let free = options.slots - slotsInUse - credit
+        let free = options.slots - activeShards - credit
         if free > 0 {
             credit += free
+            if creditUnfilledSince == nil { creditUnfilledSince = Date().timeIntervalSince1970 }
             send(.request(free))
+        }
+    }
+
+    /// Lends the slots the coordinator has had nothing for to the running shards, and takes them back
+    /// once leases arrive, so that a lone shard (a sweep's widest model training) runs on every core.
+    private func lendIdleThreads(now: Double) {
+        let unfilled = creditUnfilledSince.map { now - $0 >= WorkerTiming.lendIdleAfterSeconds } ?? false
+        let idle = unfilled ? min(credit, options.slots - activeShards) : 0
+        let shards = running.values.map { ThreadLending.Shard(key: $0.key, kind: $0.lease.kind, startedAt: $0.startedAt) }
+        for (key, threads) in ThreadLending.allocate(running: shards, idleSlots: idle) {
+            guard let shard = running[key], shard.threads != threads else { continue }
+            do {
+                try shard.allow(threads: threads)
+                logger.info("\(key): \(plural(threads, "thread")) (\(plural(idle, "idle slot")) lent)")
+            } catch {
+                warn("\(key): could not change its threads: \(error)")
+            }
         }
     }
 
@@ -223,7 +246,8 @@ public final class Worker {
             coordinatorDeadSeconds = welcome.workerDeadSeconds
         case .heartbeat: break
         case .leases(let leases):
-            credit = max(0, credit - leases.map(\.threads).reduce(0, +))
+            credit = max(0, credit - leases.count)
+            creditUnfilledSince = credit > 0 ? Date().timeIntervalSince1970 : nil
             for lease in leases {
                 do {
                     try accept(lease)
@@ -286,9 +310,9 @@ public final class Worker {
         for (key, shard) in waiting where shard.inputs.allSatisfy({ cache.contains($0.hash) }) {
             waiting[key] = nil
             do {
-                try shard.start(executable: options.executable, cache: cache)
+                try shard.start(executable: options.executable, cache: cache, threads: 1)
                 running[key] = shard
-                logger.info("started \(key) (\(shard.lease.kind), \(shard.lease.threads) threads) as pid \(shard.process?.pid ?? 0)")
+                logger.info("started \(key) (\(shard.lease.kind)) as pid \(shard.process?.pid ?? 0)")
             } catch {
                 fail(key, "could not start: \(error)")
             }
@@ -399,6 +423,8 @@ public final class Worker {
         startReadyShards()
     }
 }
+
+private func plural(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
 
 extension Message {
     var isFinal: Bool {

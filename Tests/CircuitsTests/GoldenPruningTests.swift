@@ -89,11 +89,15 @@ final class GoldenPruningTests: XCTestCase {
         let replicated = PrunableGPT(model: try GPT(config: config, parameters: parameters, threads: 1),
                                      replicas: try (0..<2).map { _ in try GPT(config: config, parameters: parameters, threads: 1) },
                                      chunkPrompts: 3)
-        for _ in 0..<3 {
+        // The engine count changes between evaluations (a worker lending and taking back threads).
+        for engines in [3, 1, 4, 2] {
+            try replicated.useEngines(engines) { try GPT(config: config, parameters: parameters, threads: 1) }
+            XCTAssertEqual(replicated.engines, engines)
             let shared = try replicated.taskLoss(pairs, masks: masks, means: means, maskGradient: true)
             XCTAssertEqual(shared.loss, alone.loss)
             XCTAssertEqual(shared.maskGradient, alone.maskGradient)
             XCTAssertEqual(try replicated.taskLoss(pairs, masks: masks, means: means, maskGradient: false).loss, alone.loss)
         }
+        XCTAssertEqual(replicated.replicas.count, 3, "replicas are made once and kept")
     }
 }

@@ -43,6 +43,25 @@ final class CommandLineTests: ClusterTestCase {
         XCTAssertEqual(try RunDirectory(run).openStore(readOnly: true).read { try $0.shardRecords() }.count, 5)
     }
 
+    func testRetryTakesNewPruningSettingsFromTheSweepFileAndRefusesAnyOtherChange() throws {
+        let sweep = directory.appendingPathComponent("s.yaml")
+        try "name: s\ngrid: {density: [1.0], d_model: [32], task: [var_swap]}\n".write(to: sweep, atomically: true, encoding: .utf8)
+        let run = directory.appendingPathComponent("run")
+        try RunDirectory(run).create(spec: try SweepSpec.load(from: sweep))
+        let alone = try circuitry(["retry", run.path, "--failed", "--set", "prune.lambdas=[1e-4]"])
+        XCTAssertEqual(alone.status, 64, alone.output)
+        XCTAssertTrue(alone.output.contains("--set needs --sweep-file"), alone.output)
+        let other = try circuitry(["retry", run.path, "--pruning", "--sweep-file", sweep.path, "--set", "train.steps=7"])
+        XCTAssertNotEqual(other.status, 0, other.output)
+        XCTAssertTrue(other.output.contains("would alter shard train/d1-w32-a1-s0 (train)"), other.output)
+        let finer = try circuitry(["retry", run.path, "--pruning", "--sweep-file", sweep.path, "--set", "prune.lambdas=[1e-4, 2e-4]"])
+        XCTAssertEqual(finer.status, 0, finer.output)
+        XCTAssertTrue(finer.output.contains("1 prune shard takes the pruning settings of"), finer.output)
+        let stored = try RunDirectory(run).openStore(readOnly: true).read { try $0.sweepSpec() }
+        XCTAssertEqual(stored.prune.lambdas, [1e-4, 2e-4])
+        XCTAssertEqual(stored.train, try SweepSpec.load(from: sweep).train)
+    }
+
     func testRunGivenADirectoryNamesTheMistake() throws {
         let (status, output) = try circuitry(["run", directory.path])
         XCTAssertEqual(status, 64, output)

@@ -204,13 +204,20 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertTrue(try core.store.read { try $0.counts() }.finished)
     }
 
-    func testTheIdleSlotsThreadsGoToTheOnlyShardThatCanRun() throws {
-        let core = try makeCore()
+    func testARequestStandsUntilShardsAreReadyForIt() throws {
+        let core = try makeCore(tasks: "[var_swap, if_equals]")
         try send(core, "w0/a/1", hello("w0", "a", slots: 3))
-        let granted = leases(in: try send(core, "w0/a/1", .request(3)))
-        XCTAssertEqual(granted.map(\.shard), ["prepare"])
-        XCTAssertEqual(granted.map(\.threads), [3])
-        XCTAssertTrue(leases(in: try send(core, "w0/a/1", .heartbeat)).isEmpty, "its slots are all taken")
+        let prepare = try XCTUnwrap(leases(in: try send(core, "w0/a/1", .request(3))).first)
+        XCTAssertEqual(prepare.shard, "prepare")
+        XCTAssertTrue(leases(in: try send(core, "w0/a/1", .heartbeat)).isEmpty, "nothing else can run yet")
+        // Its other two slots stay asked for: the train shard prepare unblocks goes to it unasked.
+        let data = try upload(core, "w0/a/1", Data("data".utf8))
+        let replies = try send(core, "w0/a/1", .result(ResultReport(lease: prepare.key, outputs: ["data": data], summary: "{}")))
+        XCTAssertEqual(leases(in: replies).map(\.kind), [ShardKindName.train])
+        // Requests add up only to the slots the worker has free (3, one of them leased).
+        try send(core, "w0/a/1", .request(5))
+        try send(core, "w1/b/1", hello("w1", "b"), .request(1))
+        XCTAssertEqual(try core.store.read { try $0.activeLeases() }.count, 1)
     }
 
     // MARK: uploads

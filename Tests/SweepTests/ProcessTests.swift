@@ -282,11 +282,26 @@ final class ProcessTests: ClusterTestCase {
         XCTAssertEqual(shard(crashing)?.attempts, 2)
         XCTAssertEqual(shards.filter { $0.state == .done }.map(\.id).sorted(),
                        ["prepare", "prune/d1-w64-a1-s0/var_swap", crashing, "train/d0.25-w64-a0.25-s0"].sorted())
-        // The local worker has two slots and prepare is all there is to run at first: it gets both threads.
+    }
+
+    func testIdleSlotsAreLentToTheRunningShardAndTakenBack() throws {
+        // Two slots. Prepare runs alone for 2 s, then two train shards run side by side.
+        let sweep = try loopbackSweep(steps: 40, stepSeconds: 0.05, tasks: ["var_swap"])
+        let run = try runBinary(["run", sweep.path, "--run-dir", runDirectory.path, "--slots", "2"])
+        XCTAssertEqual(run.status, 0, run.output)
+        let shards = try XCTUnwrap(snapshot()).shards
+        func mostThreads(_ id: String) throws -> Double? {
+            let shard = try XCTUnwrap(shards.first { $0.id == id })
+            return (try JSONSerialization.jsonObject(with: Data(shard.summary!.utf8)) as? [String: Double])?["most_threads"]
+        }
+        XCTAssertEqual(try mostThreads("prepare"), 2, "the child read the second slot's thread from its worker")
         let logs = RunDirectory(runDirectory).logs
         let workerLog = try FileManager.default.contentsOfDirectory(atPath: logs.path)
             .map { try String(contentsOf: logs.appendingPathComponent($0), encoding: .utf8) }.joined()
-        XCTAssertTrue(workerLog.contains("(prepare, 2 threads)"), workerLog)
+        XCTAssertTrue(workerLog.contains("prepare#1: 2 threads (1 idle slot lent)"), workerLog)
+        // Once the train shards were leased, each ran with its own slot's thread, except when alone.
+        let trainLines = workerLog.split(separator: "\n").filter { $0.contains("train/") && $0.contains(" lent)") }
+        XCTAssertTrue(trainLines.allSatisfy { $0.contains("(1 idle slot lent)") || $0.contains(": 1 thread (") }, "\(trainLines)")
     }
 
     // MARK: commands and directories

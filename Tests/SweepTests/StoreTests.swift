@@ -212,6 +212,46 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.read { try $0.shardRecords() }.count, after.count, "a refused extension changes nothing")
     }
 
+    func testNewPruningSettingsReachEveryPruneShardAndKeepTheTrainedModels() throws {
+        let (store, spec) = try makeStore()
+        let data = try artifact(store, "data")
+        var now = 0.0
+        while let lease = try store.write({ try $0.lease(owner: "w", count: 1, now: now, expiry: now + 5) }).first {
+            now += 1
+            _ = try store.write { try $0.recordResult(lease.key, outputs: ["out": data], summary: "{}", now: now) }
+        }
+        var finer = spec
+        finer.prune.lambdas = [1e-4, 2e-4, 3e-4]
+        let changed = try store.write { tx -> (Int, Int) in
+            (try tx.changePruning(to: finer, shards: plan(finer), now: now), try tx.repruneAll(maxAttempts: 1, now: now))
+        }
+        XCTAssertEqual(changed.0, 2, "both prune shards take the new λ")
+        XCTAssertEqual(changed.1, 2)
+        XCTAssertEqual(try store.read { try $0.sweepSpec() }, finer)
+        let shards = try store.read { try $0.shardRecords() }
+        XCTAssertEqual(shards.filter { $0.kind != ShardKindName.prune }.map(\.state), ["done", "done"], "prepare and the model stay done")
+        let leased = try store.write { try $0.lease(owner: "w", count: 10, now: now, expiry: now + 5) }
+        XCTAssertEqual(leased.count, 2)
+        XCTAssertTrue(try leased.allSatisfy { try ShardParams.decode($0.params).prune?.lambdas == [1e-4, 2e-4, 3e-4] })
+
+        var longer = finer
+        longer.train.steps += 1
+        XCTAssertThrowsError(try store.write { try $0.changePruning(to: longer, shards: plan(longer), now: now) }) {
+            XCTAssertTrue("\($0)".contains("would alter shard train/d1-w64-a1-s0 (train)"), "\($0)")
+        }
+        var seeds = finer
+        seeds.grid.seed = [0, 1]
+        XCTAssertThrowsError(try store.write { try $0.changePruning(to: seeds, shards: plan(seeds), now: now) }) {
+            XCTAssertTrue("\($0)".contains("adds shard train/d1-w64-a1-s1"), "\($0)")
+        }
+        var running = finer
+        running.prune.lambdas = [1e-3]
+        XCTAssertThrowsError(try store.write { try $0.changePruning(to: running, shards: plan(running), now: now) }) {
+            XCTAssertTrue("\($0)".contains("is running"), "\($0)")
+        }
+        XCTAssertEqual(try store.read { try $0.sweepSpec() }, finer, "a refused change changes nothing")
+    }
+
     func testRetryClearsTheMessagesOfTheAttemptsBefore() throws {
         let (store, spec) = try makeStore(maxAttempts: 1)
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
