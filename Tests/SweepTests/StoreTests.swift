@@ -170,14 +170,20 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.read { try $0.attempts(ofShard: prunes[1]) }.count, 2, "the first pruning stays in the history")
     }
 
-    func testExtendingAddsOnlyNewGridPointsAndKeepsFinishedWork() throws {
-        let (store, spec) = try makeStore()
+    /// Runs every shard to done, one a second, each with the same output; returns that output and the time.
+    private func finishEveryShard(_ store: Store) throws -> (data: String, now: Double) {
         let data = try artifact(store, "data")
         var now = 0.0
         while let lease = try store.write({ try $0.lease(owner: "w", count: 1, now: now, expiry: now + 5) }).first {
             now += 1
             _ = try store.write { try $0.recordResult(lease.key, outputs: ["out": data], summary: "{}", now: now) }
         }
+        return (data, now)
+    }
+
+    func testExtendingAddsOnlyNewGridPointsAndKeepsFinishedWork() throws {
+        let (store, spec) = try makeStore()
+        let (data, now) = try finishEveryShard(store)
         XCTAssertTrue(try store.read { try $0.counts() }.finished)
         let before = try store.read { try $0.shardRecords() }
 
@@ -214,12 +220,7 @@ final class StoreTests: XCTestCase {
 
     func testNewPruningSettingsReachEveryPruneShardAndKeepTheTrainedModels() throws {
         let (store, spec) = try makeStore()
-        let data = try artifact(store, "data")
-        var now = 0.0
-        while let lease = try store.write({ try $0.lease(owner: "w", count: 1, now: now, expiry: now + 5) }).first {
-            now += 1
-            _ = try store.write { try $0.recordResult(lease.key, outputs: ["out": data], summary: "{}", now: now) }
-        }
+        let (_, now) = try finishEveryShard(store)
         var finer = spec
         finer.prune.lambdas = [1e-4, 2e-4, 3e-4]
         let changed = try store.write { tx -> (Int, Int) in
