@@ -119,7 +119,7 @@ final class HeadlineProtocolTests: XCTestCase {
         XCTAssertEqual(a.upperCircuit?.fullLoss, 0.03)
         let html = HTMLReport(data: report).render()
         XCTAssertTrue(html.contains("Per task, at matched pretraining loss"))
-        XCTAssertTrue(html.contains("<td>a</td><td>256 @ 0.0625</td><td>0</td><td>100</td><td>800</td><td>8.0×</td><td>20</td><td>56.6</td><td>2.8×</td><td>2.8×</td><td>0.0200</td><td>0.0100</td><td>0.0300</td>"), html)
+        XCTAssertTrue(html.contains("<td>a</td><td>256 @ 0.0625 (afrac 0.25)</td><td>0</td><td>100</td><td>800</td><td>8.0×</td><td>20</td><td>56.6</td><td>2.8×</td><td>2.8×</td><td>0.0200</td><td>0.0100</td><td>0.0300</td>"), html)
         XCTAssertTrue(HeadlineText.render(report).contains("edges/node ratio"))
     }
 
@@ -136,7 +136,7 @@ final class HeadlineProtocolTests: XCTestCase {
         let headline = SweepFrontier.headline(report)
         XCTAssertEqual(headline.tasks, ["a"])
         XCTAssertEqual(try XCTUnwrap(headline.ratio), 8, accuracy: 1e-9)
-        XCTAssertTrue(HTMLReport(data: report).render().contains("<td>b</td><td>256 @ 0.0625</td><td>0</td><td>collapsed</td>"))
+        XCTAssertTrue(HTMLReport(data: report).render().contains("<td>b</td><td>256 @ 0.0625 (afrac 0.25)</td><td>0</td><td>collapsed</td>"))
         XCTAssertFalse(HTMLReport(data: report).render().contains("187513"))
     }
 
@@ -158,7 +158,7 @@ final class HeadlineProtocolTests: XCTestCase {
         let html = HTMLReport(data: report).render()
         XCTAssertTrue(html.contains("<h3>density · d_model = 16, afrac 0.25</h3>"))
         XCTAssertTrue(html.contains("aria-label=\"Circuit size against width at a fixed budget\""))
-        XCTAssertTrue(html.contains("d_model 512, density 0.03125, seed 0: loss 1.6200, 300 edges"), "each width's point carries its loss")
+        XCTAssertTrue(html.contains("d_model 512, density 0.03125, afrac 0.25, seed 0: loss 1.6200, 300 edges"), "each width's point carries its loss")
         let text = HeadlineText.render(report)
         XCTAssertTrue(text.contains("Width lever, density · d_model = 16, afrac 0.25:"), text)
         let row = text.split(separator: "\n").first { $0.hasPrefix("  512") }.map(String.init) ?? ""
@@ -186,10 +186,10 @@ final class HeadlineProtocolTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(SweepFrontier.headline(report).ratio), 8, accuracy: 1e-9)
         let html = HTMLReport(data: report).render()
         XCTAssertTrue(html.contains("<h3>Random initialisation</h3>"))
-        XCTAssertTrue(html.contains("<td>d_model 256, density 0.0625, random init, seed 0</td><td>6.2000</td><td>a</td><td>100</td><td>unreachable</td><td>2.5000</td>"), html)
+        XCTAssertTrue(html.contains("<td>d_model 256, density 0.0625, afrac 0.25, random init, seed 0</td><td>6.2000</td><td>a</td><td>100</td><td>unreachable</td><td>2.5000</td>"), html)
         XCTAssertTrue(html.contains("<td>b</td><td>25</td><td>collapsed</td>"))
         let text = HeadlineText.render(report)
-        XCTAssertTrue(text.contains("Random-init control, d_model 256, density 0.0625, random init, seed 0: 0/2 tasks reached, 1 collapsed; trained: 2/2"), text)
+        XCTAssertTrue(text.contains("Random-init control, d_model 256, density 0.0625, afrac 0.25, random init, seed 0: 0/2 tasks reached, 1 collapsed; trained: 2/2"), text)
 
         let none = data(seedData())
         XCTAssertTrue(HTMLReport(data: none).render().contains("no random-init control"))

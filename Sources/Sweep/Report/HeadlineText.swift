@@ -54,10 +54,10 @@ public enum HeadlineText {
 
     static func perTask(_ headline: Headline) -> String {
         guard !headline.perTask.isEmpty else { return "" }
-        var rows = [["task", "sparse d_model @ density", "seed", "sparse edges", "dense edges", "edge ratio", "node ratio", "edges/node ratio",
+        var rows = [["task", "sparse d_model @ density (afrac)", "seed", "sparse edges", "dense edges", "edge ratio", "node ratio", "edges/node ratio",
                      "full loss sparse", "dense lo", "dense hi"]]
         for c in headline.perTask {
-            rows.append([c.task, "\(c.sparse.dModel) @ \(ReportFormat.number(c.sparse.density))", String(c.seed),
+            rows.append([c.task, c.sparse.shortLabel, String(c.seed),
                          c.sparseCircuit?.sizeText ?? "", c.denseEdges.map(ReportFormat.edges) ?? "",
                          c.edgeRatio.map(ReportFormat.ratio) ?? "", c.nodeRatio.map(ReportFormat.ratio) ?? "",
                          c.edgesPerNodeRatio.map(ReportFormat.ratio) ?? "", ReportFormat.loss(c.sparseCircuit?.fullLoss),

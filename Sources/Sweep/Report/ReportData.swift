@@ -63,9 +63,14 @@ public struct ReportModel: Hashable, Codable, Sendable {
         switch role {
         case .dense: return "d_model \(dModel), dense"
         case .denseWithAbsTopK: return "d_model \(dModel), dense with AbsTopK \(ReportFormat.number(afrac))"
-        case .sparse: return "d_model \(dModel), density \(ReportFormat.number(density))"
-        case .randomInit: return "d_model \(dModel), density \(ReportFormat.number(density)), random init"
+        case .sparse: return "d_model \(dModel), density \(ReportFormat.number(density)), afrac \(ReportFormat.number(afrac))"
+        case .randomInit: return "d_model \(dModel), density \(ReportFormat.number(density)), afrac \(ReportFormat.number(afrac)), random init"
         }
+    }
+
+    /// A sparse model in a table column: width @ density (AbsTopK fraction), e.g. `256 @ 0.0625 (afrac 0.25)`.
+    public var shortLabel: String {
+        "\(dModel) @ \(ReportFormat.number(density)) (afrac \(ReportFormat.number(afrac)))"
     }
 
     /// The label of its point on the frontier plot, where the width is the series.
