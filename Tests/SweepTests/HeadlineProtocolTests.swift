@@ -119,7 +119,7 @@ final class HeadlineProtocolTests: XCTestCase {
         XCTAssertEqual(a.upperCircuit?.fullLoss, 0.03)
         let html = HTMLReport(data: report).render()
         XCTAssertTrue(html.contains("Per task, at matched pretraining loss"))
-        XCTAssertTrue(html.contains("<td>a</td><td>256 @ 0.0625 (afrac 0.25)</td><td>0</td><td>100</td><td>800</td><td>8.0×</td><td>20</td><td>56.6</td><td>2.8×</td><td>2.8×</td><td>0.0200</td><td>0.0100</td><td>0.0300</td>"), html)
+        XCTAssertTrue(html.contains("<td>a</td><td class=\"model\">256 @ 0.0625 (afrac 0.25)</td><td>0</td><td>100</td><td>800</td><td>8.0×</td><td>20</td><td>56.6</td><td>2.8×</td><td>2.8×</td><td>0.0200</td><td>0.0100</td><td>0.0300</td>"), html)
         XCTAssertTrue(HeadlineText.render(report).contains("edges/node ratio"))
     }
 
@@ -136,7 +136,7 @@ final class HeadlineProtocolTests: XCTestCase {
         let headline = SweepFrontier.headline(report)
         XCTAssertEqual(headline.tasks, ["a"])
         XCTAssertEqual(try XCTUnwrap(headline.ratio), 8, accuracy: 1e-9)
-        XCTAssertTrue(HTMLReport(data: report).render().contains("<td>b</td><td>256 @ 0.0625 (afrac 0.25)</td><td>0</td><td>collapsed</td>"))
+        XCTAssertTrue(HTMLReport(data: report).render().contains("<td>b</td><td class=\"model\">256 @ 0.0625 (afrac 0.25)</td><td>0</td><td>collapsed</td>"))
         XCTAssertFalse(HTMLReport(data: report).render().contains("187513"))
     }
 

@@ -144,7 +144,7 @@ extension HTMLReport {
     .meta { color: #555; } .headline { font-size: 1.25em; } a { color: #1a5fb4; }
     nav.files { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 6px 0; } .running { background: #fff4d6; padding: 6px 10px; border-radius: 4px; }
     table { border-collapse: collapse; font-size: 14px; } td, th { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
-    th { font-weight: 600; } td.num { text-align: right; white-space: nowrap; }
+    th { font-weight: 600; } td.num { text-align: right; white-space: nowrap; } td.model { white-space: nowrap; }
     .scroll { overflow-x: auto; } table.wrap { width: 100%; } table.wrap td { overflow-wrap: anywhere; }
     tr.failed td { background: #fdecea; } td.error { font-family: ui-monospace, monospace; font-size: 13px; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 40em; }
     svg.plot { width: 100%; height: auto; display: block; }

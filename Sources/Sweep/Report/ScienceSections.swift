@@ -48,7 +48,7 @@ extension HTMLReport {
         s += "<p>For each bracketed sparse model: its circuit at task loss \(ReportFormat.number(data.headlineTarget)) against the two dense models around its loss, interpolated as the headline is. Edge ratio = node ratio × the ratio of edges per node. A full-model task loss near the target says little about circuit size.</p>\n"
         s += "<div class=\"scroll\"><table><tr><th>task</th><th>sparse d_model @ density (afrac)</th><th>seed</th><th>sparse edges</th><th>dense edges</th><th>edge ratio</th><th>sparse nodes</th><th>dense nodes</th><th>node ratio</th><th>edges per node ratio</th><th>full-model task loss: sparse</th><th>dense (lower loss)</th><th>dense (higher loss)</th></tr>\n"
         for c in headline.perTask {
-            s += "<tr><td>\(escape(c.task))</td><td>\(escape(c.sparse.shortLabel))</td><td>\(c.seed)</td><td>\(c.sparseCircuit?.sizeText ?? "")</td><td>\(c.denseEdges.map(ReportFormat.edges) ?? denseStatus(c))</td>"
+            s += "<tr><td>\(escape(c.task))</td><td class=\"model\">\(escape(c.sparse.shortLabel))</td><td>\(c.seed)</td><td>\(c.sparseCircuit?.sizeText ?? "")</td><td>\(c.denseEdges.map(ReportFormat.edges) ?? denseStatus(c))</td>"
             s += "<td>\(c.edgeRatio.map(ReportFormat.ratio) ?? "")</td><td>\(c.sparseCircuit?.reachable == true ? c.sparseCircuit?.nodes.map(String.init) ?? "" : "")</td>"
             s += "<td>\(c.denseNodes.map(ReportFormat.edges) ?? "")</td><td>\(c.nodeRatio.map(ReportFormat.ratio) ?? "")</td><td>\(c.edgesPerNodeRatio.map(ReportFormat.ratio) ?? "")</td>"
             s += "<td>\(ReportFormat.loss(c.sparseCircuit?.fullLoss))</td><td>\(ReportFormat.loss(c.lowerCircuit?.fullLoss))</td><td>\(ReportFormat.loss(c.upperCircuit?.fullLoss))</td></tr>\n"
