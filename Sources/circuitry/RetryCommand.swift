@@ -9,8 +9,8 @@ struct RetryCommand: ParsableCommand {
         discussion: """
             With --pruning and a sweep file, every prune shard takes that file's pruning settings \
             (and its --set overrides) before it runs again; every other shard must be planned unchanged. \
-            Example, a finer λ grid for a finished run: circuitry retry runs/width --pruning \
-            --sweep-file sweeps/width.yaml --set 'prune.lambdas=[1e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2]'
+            Example, a finer λ grid for a finished run: circuitry retry runs/quick --pruning \
+            --sweep-file sweeps/quick.yaml --set 'prune.lambdas=[1e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2]'
             """)
 
     @OptionGroup var runDirectory: RunDirectoryArgument
