@@ -276,30 +276,19 @@ public struct StoreTransaction {
     /// kind and parameters, so nothing finished is redone or made stale; otherwise nothing changes
     /// and the error names the first shard that would. Returns the shards added.
     public func extendSweep(_ spec: SweepSpec, shards planned: [PlannedShard], now: Double) throws -> [String] {
-        let stored = try sweepSpec()
-        guard spec.name == stored.name else {
-            throw SweepError("the sweep file is sweep \(spec.name), the run holds sweep \(stored.name)")
-        }
-        let plannedByID = Dictionary(planned.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let rows = try Row.fetchAll(db, sql: "SELECT id, kind, params FROM shards ORDER BY seq")
-        for row in rows {
-            let id: String = row["id"]
-            guard let shard = plannedByID[id] else {
-                throw SweepError("shard \(id) of the run is not in the new grid; a sweep can grow, not shrink (start a new run instead)")
+        let (stored, added) = try compare(with: spec, planned)
+        for shard in stored {
+            guard let plannedShard = shard.planned else {
+                throw SweepError("shard \(shard.id) of the run is not in the new grid; a sweep can grow, not shrink (start a new run instead)")
             }
-            let storedParams = try ShardParams.decode(row["params"])
-            guard shard.kind == row["kind"], shard.params == storedParams else {
-                let sections = storedParams.differingSections(from: shard.params)
-                throw SweepError("the change would alter shard \(id) (\(sections.joined(separator: ", "))), whose work the run keeps; only new grid points can be added (start a new run to change the rest)")
+            guard plannedShard.kind == shard.kind, shard.differing.isEmpty else {
+                throw SweepError("the change would alter shard \(shard.id) (\(shard.differing.joined(separator: ", "))), whose work the run keeps; only new grid points can be added (start a new run to change the rest)")
             }
         }
-        let storedIDs = Set(rows.map { $0["id"] as String })
-        let added = planned.filter { !storedIDs.contains($0.id) }
         try insertShards(added.map { ($0.id, $0.kind, $0.params.encoded(), $0.dependencies) },
                          maxAttempts: spec.retries.maxAttempts, now: now)
         try recountWaiting()
-        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
-        try execute(sql: "UPDATE sweep SET spec = ? WHERE id = 1", arguments: [specJSON])
+        try storeSpec(spec)
         try log(nil, "sweep_extended", "\(added.count) shards", now: now)
         return added.map(\.id)
     }
@@ -309,40 +298,65 @@ public struct StoreTransaction {
     /// and the grid, must be planned unchanged; the error names the first shard that is not.
     /// Returns how many prune shards changed.
     public func changePruning(to spec: SweepSpec, shards planned: [PlannedShard], now: Double) throws -> Int {
-        let stored = try sweepSpec()
-        guard spec.name == stored.name else {
-            throw SweepError("the sweep file is sweep \(spec.name), the run holds sweep \(stored.name)")
-        }
-        let plannedByID = Dictionary(planned.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let rows = try Row.fetchAll(db, sql: "SELECT seq, id, kind, params, state FROM shards ORDER BY seq")
+        let (stored, added) = try compare(with: spec, planned)
         var changed: [(seq: Int64, params: String)] = []
-        for row in rows {
-            let id: String = row["id"]
-            guard let shard = plannedByID[id], shard.kind == row["kind"] else {
-                throw SweepError("shard \(id) of the run is not in the sweep file's grid; only the pruning settings may change")
+        for shard in stored {
+            guard let plannedShard = shard.planned, plannedShard.kind == shard.kind else {
+                throw SweepError("shard \(shard.id) of the run is not in the sweep file's grid; only the pruning settings may change")
             }
-            let storedParams = try ShardParams.decode(row["params"])
-            let sections = storedParams.differingSections(from: shard.params)
-            guard sections.allSatisfy({ $0 == "prune" }) else {
-                throw SweepError("the sweep file would alter shard \(id) (\(sections.joined(separator: ", "))); only the pruning settings may change")
+            guard shard.differing.allSatisfy({ $0 == "prune" }) else {
+                throw SweepError("the sweep file would alter shard \(shard.id) (\(shard.differing.joined(separator: ", "))); only the pruning settings may change")
             }
-            guard !sections.isEmpty else { continue }
-            guard row["state"] as String != "leased" else {
-                throw SweepError("shard \(id) is running; stop the sweep before changing its pruning")
+            guard !shard.differing.isEmpty else { continue }
+            guard shard.state != "leased" else {
+                throw SweepError("shard \(shard.id) is running; stop the sweep before changing its pruning")
             }
-            changed.append((row["seq"], try shard.params.encoded()))
+            changed.append((shard.seq, plannedShard.params.encoded()))
         }
-        let storedIDs = Set(rows.map { $0["id"] as String })
-        if let new = planned.first(where: { !storedIDs.contains($0.id) }) {
+        if let new = added.first {
             throw SweepError("the sweep file adds shard \(new.id); add grid points with `circuitry extend` first")
         }
         for (seq, params) in changed {
             try execute(sql: "UPDATE shards SET params = ?, updated_at = ? WHERE seq = ?", arguments: [params, now, seq])
         }
-        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
-        try execute(sql: "UPDATE sweep SET spec = ? WHERE id = 1", arguments: [specJSON])
+        try storeSpec(spec)
         try log(nil, "pruning_changed", "\(changed.count) shards", now: now)
         return changed.count
+    }
+
+    /// A stored shard beside its counterpart in a new plan of the sweep (nil when the plan has none),
+    /// with the sections of its parameters that the plan changes.
+    private struct StoredAgainstPlan {
+        var seq: Int64
+        var id: String
+        var kind: String
+        var state: String
+        var planned: PlannedShard?
+        var differing: [String]
+    }
+
+    /// The run's shards against `planned`, a plan of `spec` (which must be the run's sweep), and the
+    /// planned shards the run does not hold yet.
+    private func compare(with spec: SweepSpec, _ planned: [PlannedShard]) throws -> (stored: [StoredAgainstPlan], added: [PlannedShard]) {
+        let storedSpec = try sweepSpec()
+        guard spec.name == storedSpec.name else {
+            throw SweepError("the sweep file is sweep \(spec.name), the run holds sweep \(storedSpec.name)")
+        }
+        let plannedByID = Dictionary(planned.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let stored = try Row.fetchAll(db, sql: "SELECT seq, id, kind, params, state FROM shards ORDER BY seq").map { row in
+            let id: String = row["id"]
+            let plannedShard = plannedByID[id]
+            let differing = try plannedShard.map { try ShardParams.decode(row["params"]).differingSections(from: $0.params) } ?? []
+            return StoredAgainstPlan(seq: row["seq"], id: id, kind: row["kind"], state: row["state"], planned: plannedShard,
+                                     differing: differing)
+        }
+        let storedIDs = Set(stored.map(\.id))
+        return (stored, planned.filter { !storedIDs.contains($0.id) })
+    }
+
+    private func storeSpec(_ spec: SweepSpec) throws {
+        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        try execute(sql: "UPDATE sweep SET spec = ? WHERE id = 1", arguments: [specJSON])
     }
 
     // MARK: leases

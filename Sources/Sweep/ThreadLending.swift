@@ -4,20 +4,15 @@ import Foundation
 /// nothing to fill for a while are lent to the running shards, training first (the shards everything
 /// else waits on), then the earliest started, and taken back as soon as new leases arrive. The engine's
 /// results do not depend on the thread count, so lending changes only how fast a shard runs.
-public enum ThreadLending {
-    public struct Shard: Equatable {
-        public var key: LeaseKey
-        public var kind: String
-        public var startedAt: Double
-        public init(key: LeaseKey, kind: String, startedAt: Double) {
-            self.key = key
-            self.kind = kind
-            self.startedAt = startedAt
-        }
+enum ThreadLending {
+    struct Shard: Equatable {
+        var key: LeaseKey
+        var kind: String
+        var startedAt: Double
     }
 
     /// Threads per running shard: one each, plus the `idleSlots` spread over them in priority order.
-    public static func allocate(running: [Shard], idleSlots: Int) -> [LeaseKey: Int] {
+    static func allocate(running: [Shard], idleSlots: Int) -> [LeaseKey: Int] {
         let order = running.sorted {
             let (a, b) = ($0.kind == ShardKindName.train, $1.kind == ShardKindName.train)
             if a != b { return a }
@@ -35,8 +30,8 @@ public enum ThreadLending {
 /// The file through which a worker tells a running child how many threads it may use, and the
 /// child's side of it: read again at most every `rereadSeconds`, so a check per training or mask
 /// step costs nothing.
-public final class ThreadAllowance {
-    public static let fileName = "threads"
+final class ThreadAllowance {
+    static let fileName = "threads"
     static let rereadSeconds = 0.25
 
     private let url: URL?
@@ -44,13 +39,13 @@ public final class ThreadAllowance {
     private var lastRead = 0.0
 
     /// `path` nil: the allowance stays `initial`.
-    public init(path: String?, initial: Int) {
+    init(path: String?, initial: Int) {
         url = path.map { URL(fileURLWithPath: $0) }
         value = max(1, initial)
     }
 
     /// The threads the worker allows now; a file that is missing or unreadable keeps the last value.
-    public func current() -> Int {
+    func current() -> Int {
         guard let url else { return value }
         let now = Date().timeIntervalSince1970
         guard now - lastRead >= ThreadAllowance.rereadSeconds else { return value }
