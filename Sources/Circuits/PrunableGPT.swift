@@ -24,6 +24,7 @@ public final class PrunableGPT: AblatableModel {
     public init(model: GPT, replicas: [GPT] = [], chunkPrompts: Int = 16) {
         self.model = model
         self.replicas = replicas
+        for engine in [model] + replicas { engine.weightsAreFrozen = true }
         engines = 1 + replicas.count
         self.chunkPrompts = max(1, chunkPrompts)
     }
@@ -32,7 +33,11 @@ public final class PrunableGPT: AblatableModel {
     /// (an engine of the same model). Call it between evaluations.
     public func useEngines(_ count: Int, makeReplica: () throws -> GPT) throws {
         let wanted = max(1, count)
-        while replicas.count < wanted - 1 { replicas.append(try makeReplica()) }
+        while replicas.count < wanted - 1 {
+            let replica = try makeReplica()
+            replica.weightsAreFrozen = true
+            replicas.append(replica)
+        }
         engines = wanted
     }
 
@@ -64,12 +69,8 @@ public final class PrunableGPT: AblatableModel {
         let ablation = NodeAblation(mask: masks, mean: means)
         let chunks = promptChunks(pairs)
         let results = try runChunks(chunks) { rows, engine in
-            var tokens: [Int32] = []
-            tokens.reserveCapacity(rows.reduce(0) { $0 + Int(pairs.lengths[$1]) })
-            for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + Int(pairs.lengths[r]))] }
-            return try engine.answerTaskLoss(tokens: tokens, lengths: rows.map { pairs.lengths[$0] },
-                                             candidates: rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) },
-                                             ablation: ablation, maskGradient: maskGradient)
+            try engine.answerTaskLoss(tokens: packedPrompts(pairs, rows), lengths: rows.map { pairs.lengths[$0] },
+                                      candidates: candidatePairs(pairs, rows), ablation: ablation, maskGradient: maskGradient)
         }
         var loss: Double = 0
         var gradient = maskGradient ? [Double](repeating: 0, count: n) : []
@@ -83,25 +84,16 @@ public final class PrunableGPT: AblatableModel {
         return (Float(loss), maskGradient ? gradient.map(Float.init) : nil)
     }
 
-    /// The margins come from the engine's full forward of each chunk (right-padded to the chunk's
-    /// longest prompt, which the causal model never reads past), since the task path returns only
-    /// the mean loss. Per prompt: logit(correct) − logit(wrong) at its last position.
+    /// Per prompt: logit(correct) − logit(wrong) at its last position, by the same task path as the
+    /// loss (the last block only at the answer rows, two logits), so scoring a circuit for calibration
+    /// costs what its task loss costs.
     public func logitMargins(_ pairs: TaskPairs, masks: [Float], means: [Float]) throws -> [Float] {
         try check(pairs, masks: masks, means: means)
         let ablation = NodeAblation(mask: masks, mean: means)
         let chunks = promptChunks(pairs)
-        let vocab = model.config.vocab
         let results = try runChunks(chunks) { rows, engine -> [Float] in
-            let width = Int(rows.map { pairs.lengths[$0] }.max()!)
-            var tokens: [Int32] = []
-            tokens.reserveCapacity(rows.count * width)
-            for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + width)] }
-            try engine.forward(tokens: tokens, batch: rows.count, length: width, ablation: ablation)
-            let logits = engine.logits.pointer
-            return rows.enumerated().map { i, r in
-                let row = (i * width + Int(pairs.lengths[r]) - 1) * vocab
-                return logits[row + Int(pairs.candidates[2 * r])] - logits[row + Int(pairs.candidates[2 * r + 1])]
-            }
+            try engine.answerLogits(tokens: packedPrompts(pairs, rows), lengths: rows.map { pairs.lengths[$0] },
+                                    candidates: candidatePairs(pairs, rows), ablation: ablation).map { $0.correct - $0.wrong }
         }
         var margins = [Float](repeating: 0, count: pairs.count)
         for (rows, chunk) in zip(chunks, results) {
@@ -121,6 +113,18 @@ public final class PrunableGPT: AblatableModel {
         guard let longest = pairs.lengths.max(), Int(longest) <= model.config.context else {
             throw CircuitError.invalidPairs("a prompt is longer than the model context \(model.config.context)")
         }
+    }
+
+    /// The prompts `rows` one after another without padding, as the task path takes them.
+    private func packedPrompts(_ pairs: TaskPairs, _ rows: [Int]) -> [Int32] {
+        var tokens: [Int32] = []
+        tokens.reserveCapacity(rows.reduce(0) { $0 + Int(pairs.lengths[$1]) })
+        for r in rows { tokens += pairs.prompts[(r * pairs.width)..<(r * pairs.width + Int(pairs.lengths[r]))] }
+        return tokens
+    }
+
+    private func candidatePairs(_ pairs: TaskPairs, _ rows: [Int]) -> [(correct: Int32, wrong: Int32)] {
+        rows.map { (pairs.candidates[2 * $0], pairs.candidates[2 * $0 + 1]) }
     }
 
     /// Prompt indices sorted by length, in chunks of at most `chunkPrompts`.

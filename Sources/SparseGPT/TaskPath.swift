@@ -37,6 +37,36 @@ extension GPT {
     /// Afterwards the model holds no full forward (`batch` and `length` are 0).
     public func answerTaskLoss(tokens input: [Int32], lengths: [Int32], candidates: [(correct: Int32, wrong: Int32)],
                                ablation: NodeAblation?, maskGradient: Bool) throws -> (loss: Float, maskGradient: [Float]?) {
+        guard ablation != nil || !maskGradient else { throw SparseGPTError.badInput("a mask gradient needs an ablation") }
+        try beginAnswer(tokens: input, lengths: lengths, candidates: candidates, ablation: ablation)
+        let S = lengths.count
+        let pairLogits = answerForward(candidates: candidates)
+        var loss: Double = 0
+        var dLogits = [(Float, Float)](repeating: (0, 0), count: S)
+        let inv = 1 / Float(S)
+        for p in 0..<S {
+            let (a, b) = pairLogits[p]
+            let m = max(a, b)
+            let ea = expf(a - m), eb = expf(b - m)
+            loss += Double(m + logf(ea + eb) - a)
+            dLogits[p] = ((ea / (ea + eb) - 1) * inv, eb / (ea + eb) * inv)
+        }
+        guard maskGradient else { return (Float(loss / Double(S)), nil) }
+        answerBackward(candidates: candidates, dLogits: dLogits)
+        return (Float(loss / Double(S)), nodeMaskGradient)
+    }
+
+    /// The (correct, wrong) logits at each prompt's last position, by the task path (inputs as
+    /// `answerTaskLoss`): what calibration reads, at the cost of the task loss's forward.
+    public func answerLogits(tokens input: [Int32], lengths: [Int32], candidates: [(correct: Int32, wrong: Int32)],
+                             ablation: NodeAblation?) throws -> [(correct: Float, wrong: Float)] {
+        try beginAnswer(tokens: input, lengths: lengths, candidates: candidates, ablation: ablation)
+        return answerForward(candidates: candidates).map { (correct: $0.0, wrong: $0.1) }
+    }
+
+    /// Checks the task path's inputs and sets the model up to run them.
+    private func beginAnswer(tokens input: [Int32], lengths: [Int32], candidates: [(correct: Int32, wrong: Int32)],
+                             ablation: NodeAblation?) throws {
         let c = config, S = lengths.count
         guard S >= 1, candidates.count == S else {
             throw SparseGPTError.badInput("task loss needs at least one prompt and one candidate pair per prompt (\(S) prompts, \(candidates.count) pairs)")
@@ -57,7 +87,6 @@ extension GPT {
                 throw SparseGPTError.badInput("ablation has \(ablation.mask.count) masks and \(ablation.mean.count) means for \(nodes.count) nodes")
             }
         }
-        guard ablation != nil || !maskGradient else { throw SparseGPTError.badInput("a mask gradient needs an ablation") }
 
         let seq = SequenceLayout(lengths: lengths.map(Int.init), heads: c.nHead)
         reserve(rows: seq.rows, probs: seq.probCount)
@@ -70,21 +99,6 @@ extension GPT {
         tokens = input
         sequences = seq
         self.ablation = ablation
-
-        let pairLogits = answerForward(candidates: candidates)
-        var loss: Double = 0
-        var dLogits = [(Float, Float)](repeating: (0, 0), count: S)
-        let inv = 1 / Float(S)
-        for p in 0..<S {
-            let (a, b) = pairLogits[p]
-            let m = max(a, b)
-            let ea = expf(a - m), eb = expf(b - m)
-            loss += Double(m + logf(ea + eb) - a)
-            dLogits[p] = ((ea / (ea + eb) - 1) * inv, eb / (ea + eb) * inv)
-        }
-        guard maskGradient else { return (Float(loss / Double(S)), nil) }
-        answerBackward(candidates: candidates, dLogits: dLogits)
-        return (Float(loss / Double(S)), nodeMaskGradient)
     }
 
     /// Rows of the prompts' last positions.

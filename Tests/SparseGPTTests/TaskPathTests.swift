@@ -74,6 +74,15 @@ final class TaskPathTests: XCTestCase {
                                                     mean: (0..<nodes.count).map { _ in Float(rng.normal() * 0.5) })
                         let prompts = randomPrompts(config, lengths: [5, 1, 12, 3, 8, 7, 1, 10], seed: seed)
                         let (loss, gradient) = try fullPath(full, prompts, ablation: ablation, seed: seed)
+                        let width = Int(prompts.lengths.max()!)
+                        let fullLogits = prompts.candidates.enumerated().flatMap { p, pair -> [Float] in
+                            let row = (p * width + Int(prompts.lengths[p]) - 1) * config.vocab
+                            return [full.logits.pointer[row + Int(pair.correct)], full.logits.pointer[row + Int(pair.wrong)]]
+                        }
+                        let fastLogits = try fast.answerLogits(tokens: prompts.tokens.flatMap { $0 }, lengths: prompts.lengths,
+                                                               candidates: prompts.candidates, ablation: ablation)
+                        assertClose(fastLogits.flatMap { [$0.correct, $0.wrong] }, fullLogits, rtol: 1e-4, atol: 1e-5,
+                                    "\(what): candidate logits")
                         let fastResult = try fast.answerTaskLoss(tokens: prompts.tokens.flatMap { $0 }, lengths: prompts.lengths,
                                                                  candidates: prompts.candidates, ablation: ablation, maskGradient: true)
                         assertClose([fastResult.loss], [loss], rtol: 1e-4, atol: 1e-6, "\(what): task loss")
