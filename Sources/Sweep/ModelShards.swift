@@ -173,6 +173,7 @@ enum ModelShards {
         request.settings.bisection = section.bisection ?? .trainedMask
         request.settings.calibration = section.calibration ?? request.settings.calibration
         request.settings.tauInitializations = section.tauInitializations ?? request.settings.tauInitializations
+        request.settings.pruning.tauNoise = section.tauNoise.map(Float.init) ?? request.settings.pruning.tauNoise
         request.modelID = context.params.point?.name
         request.tokenText = { tokenizer.display($0) }
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path

@@ -111,6 +111,9 @@ public struct PruneSection: Codable, Equatable {
     public var calibration: Bool?
     /// τ initialisations per λ; nil is the default, `FrontierSettings().tauInitializations`.
     public var tauInitializations: Int?
+    /// Standard deviation of the noise on the first initialisation's τ; nil is the default,
+    /// `PruningSettings().tauNoise`.
+    public var tauNoise: Double?
 }
 
 public struct RetrySection: Codable, Equatable {

@@ -75,6 +75,9 @@ struct Prune: ParsableCommand {
     @Option(help: "τ initialisations per λ; the smallest circuit of all is kept.")
     var tauInitializations = FrontierSettings().tauInitializations
 
+    @Option(help: "Standard deviation of the Gaussian noise on the initial τ of the first initialisation.")
+    var tauNoise = PruningSettings().tauNoise
+
     @Option(help: "How the circuit files name the model (default: the checkpoint path).")
     var modelId: String?
 
@@ -130,6 +133,7 @@ struct Prune: ParsableCommand {
         request.settings.pruning.batchPairs = batchPairs
         request.settings.pruning.learningRate = lr
         request.settings.pruning.seed = seed
+        request.settings.pruning.tauNoise = tauNoise
         request.settings.bisection = bisection
         request.settings.calibration = calibration
         request.settings.tauInitializations = tauInitializations
