@@ -9,8 +9,11 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     public var batchPairs = 64
     public var temperature: Float = 1
     public var tauInit: Float = 0.1
-    /// Standard deviation of Gaussian noise added to the initial τ.
-    public var tauNoise: Float = 0
+    /// Standard deviation of Gaussian noise added to the initial τ. Without it every node whose
+    /// task gradient is below λ moves at Adam's full step and they all cross 0 on the same step:
+    /// on wide models the masks then drop to chance at once and never recover (README "Method
+    /// notes"). 0 is the reference's convention, which the golden tests check.
+    public var tauNoise: Float = 0.05
     public var seed: UInt64 = 0
 
     public init() {}

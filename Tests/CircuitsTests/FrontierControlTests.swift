@@ -31,6 +31,7 @@ final class FrontierControlTests: XCTestCase {
         settings.lambdas = [1e-2]
         settings.targets = [0.15]
         settings.pruning.steps = 200
+        settings.pruning.tauNoise = 0   // equal τ, so that ties decide which useful node is kept
         settings.calibration = calibration
         return settings
     }
