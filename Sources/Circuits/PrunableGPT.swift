@@ -24,7 +24,7 @@ public final class PrunableGPT: AblatableModel {
     public init(model: GPT, replicas: [GPT] = [], chunkPrompts: Int = 16) {
         self.model = model
         self.replicas = replicas
-        for engine in [model] + replicas { engine.weightsAreFrozen = true }
+        for engine in [model] + replicas { _ = Self.frozen(engine) }
         engines = 1 + replicas.count
         self.chunkPrompts = max(1, chunkPrompts)
     }
@@ -33,12 +33,14 @@ public final class PrunableGPT: AblatableModel {
     /// (an engine of the same model). Call it between evaluations.
     public func useEngines(_ count: Int, makeReplica: () throws -> GPT) throws {
         let wanted = max(1, count)
-        while replicas.count < wanted - 1 {
-            let replica = try makeReplica()
-            replica.weightsAreFrozen = true
-            replicas.append(replica)
-        }
+        while replicas.count < wanted - 1 { replicas.append(Self.frozen(try makeReplica())) }
         engines = wanted
+    }
+
+    /// Pruning never changes the weights, so no engine compares them again before each forward.
+    private static func frozen(_ engine: GPT) -> GPT {
+        engine.weightsAreFrozen = true
+        return engine
     }
 
     public var nodeLayout: NodeLayout { model.nodes }
