@@ -72,6 +72,10 @@ public struct FrontierSettings: Codable, Equatable, Sendable {
     /// A circuit of more than this fraction of the model's nodes is collapsed: it never counts as
     /// a size (see README "Method notes").
     public var collapseFraction: Float = 0.5
+    /// λ tried past each end of `lambdas`, one at a time, while the smallest circuit at some target
+    /// comes from that end: a grid whose end holds a best circuit has not bracketed the model's best
+    /// λ. Each step multiplies the top λ (or divides the bottom one) by `lambdaExtensionFactor`.
+    public var lambdaExtensions = 2
     /// Times each λ whose circuit collapsed at a target no λ reached uncollapsed is trained again
     /// from a fresh τ initialisation.
     public var collapseRetries = 1
@@ -79,6 +83,8 @@ public struct FrontierSettings: Codable, Equatable, Sendable {
     /// τ noise (standard deviation) of the extra initialisations and retries: enough to reorder
     /// which nodes the masks push out first (τ starts at 0.1 and moves at most lr per step).
     public static let reinitializationNoise: Float = 0.05
+    /// The step of an extension past the grid's end: the default grid's own step.
+    public static let lambdaExtensionFactor: Float = 3
 
     public init() {}
 
@@ -97,6 +103,7 @@ public struct FrontierSettings: Codable, Equatable, Sendable {
         guard collapseFraction > 0, collapseFraction <= 1 else {
             throw CircuitError.invalidSettings("collapse fraction must be in (0, 1], got \(collapseFraction)")
         }
+        guard lambdaExtensions >= 0 else { throw CircuitError.invalidSettings("λ extensions must be ≥ 0, got \(lambdaExtensions)") }
         guard collapseRetries >= 0 else { throw CircuitError.invalidSettings("collapse retries must be ≥ 0, got \(collapseRetries)") }
         try pruning.validate()
     }
@@ -267,15 +274,39 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
         }
     }
 
+    /// The λ of the smallest uncollapsed circuit at each target.
+    func bestLambdas(_ runs: [Frontier.Run]) -> Set<Float> {
+        Set(settings.targets.compactMap { target in smallest(runs.compactMap { $0.circuits[target] }.filter { !isCollapsed($0) })?.lambda })
+    }
+
     var runs: [Frontier.Run] = []
-    for lambda in settings.lambdas {
+    var lambdas = settings.lambdas
+    func runAll(_ lambda: Float) throws {
         for initialization in 0..<settings.tauInitializations { runs.append(try run(lambda, initialization: initialization)) }
+    }
+    for lambda in lambdas { try runAll(lambda) }
+    var extendedUp = 0, extendedDown = 0
+    while true {
+        let best = bestLambdas(runs)
+        guard let top = lambdas.max(), let bottom = lambdas.min() else { break }
+        let next: Float
+        if extendedUp < settings.lambdaExtensions, best.contains(top) {
+            next = top * FrontierSettings.lambdaExtensionFactor
+            extendedUp += 1
+        } else if extendedDown < settings.lambdaExtensions, bottom > 0, best.contains(bottom) {
+            next = bottom / FrontierSettings.lambdaExtensionFactor
+            extendedDown += 1
+        } else {
+            break
+        }
+        lambdas.append(next)
+        try runAll(next)
     }
     for retry in 0..<settings.collapseRetries {
         let targets = collapsedTargets(runs)
         guard !targets.isEmpty else { break }
         // Each λ that collapsed at one of those targets, once, from the next initialisation.
-        let again = settings.lambdas.filter { lambda in
+        let again = lambdas.filter { lambda in
             targets.contains { target in runs.contains { $0.lambda == lambda && $0.circuits[target].map(isCollapsed) == true } }
         }
         for lambda in again { runs.append(try run(lambda, initialization: settings.tauInitializations + retry)) }

@@ -174,6 +174,7 @@ enum ModelShards {
         request.settings.calibration = section.calibration ?? request.settings.calibration
         request.settings.tauInitializations = section.tauInitializations ?? request.settings.tauInitializations
         request.settings.pruning.tauNoise = section.tauNoise.map(Float.init) ?? request.settings.pruning.tauNoise
+        request.settings.lambdaExtensions = section.lambdaExtensions ?? request.settings.lambdaExtensions
         request.modelID = context.params.point?.name
         request.tokenText = { tokenizer.display($0) }
         request.outputDirectory = context.outputDirectory.appendingPathComponent("circuits").path
@@ -182,8 +183,8 @@ enum ModelShards {
         // The worker lends its idle slots' threads, and takes them back.
         request.workers = context.threads
         request.currentWorkers = { context.currentThreads() }
-        // The pruner reports every 100 steps of each λ run.
-        let total = max(1, section.lambdas.count * (section.steps / 100))
+        // The pruner reports every 100 steps of each λ run; extensions past the grid usually go one way.
+        let total = max(1, (section.lambdas.count + request.settings.lambdaExtensions) * (section.steps / 100))
         var reports = 0
         let outcomes = try runPrune(request) { line in
             reports += 1

@@ -114,6 +114,9 @@ public struct PruneSection: Codable, Equatable {
     /// Standard deviation of the noise on the first initialisation's τ; nil is the default,
     /// `PruningSettings().tauNoise`.
     public var tauNoise: Double?
+    /// λ tried past each end of the grid while that end holds a best circuit; nil is the default,
+    /// `FrontierSettings().lambdaExtensions`.
+    public var lambdaExtensions: Int?
 }
 
 public struct RetrySection: Codable, Equatable {

@@ -104,6 +104,7 @@ extension PruneSection {
         calibration = try yaml.bool("calibration")
         tauInitializations = try yaml.int("tau_initializations", min: 1)
         tauNoise = try yaml.double("tau_noise", atLeast: 0)
+        lambdaExtensions = try yaml.int("lambda_extensions", min: 0)
         try yaml.rejectUnknownKeys()
     }
 }

@@ -54,6 +54,9 @@ struct Prune: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Sparsity penalties λ of the frontier.")
     var lambdas: [Float] = FrontierSettings().lambdas
 
+    @Option(help: "λ tried past each end of --lambdas (×3 or ÷3 each time) while that end gives the smallest circuit at some target.")
+    var lambdaExtensions = FrontierSettings().lambdaExtensions
+
     @Option(parsing: .upToNextOption, help: "Target task losses of the frontier.")
     var targets: [Float] = FrontierSettings().targets
 
@@ -128,6 +131,7 @@ struct Prune: ParsableCommand {
         request.meanWindows = meanWindows
         request.target = target
         request.settings.lambdas = lambdas
+        request.settings.lambdaExtensions = lambdaExtensions
         request.settings.targets = targets
         request.settings.pruning.steps = steps
         request.settings.pruning.batchPairs = batchPairs

@@ -33,6 +33,7 @@ final class FrontierControlTests: XCTestCase {
         settings.pruning.steps = 200
         settings.pruning.tauNoise = 0   // equal τ, so that ties decide which useful node is kept
         settings.calibration = calibration
+        settings.lambdaExtensions = 0
         return settings
     }
 
@@ -119,6 +120,28 @@ final class FrontierControlTests: XCTestCase {
         XCTAssertEqual(loose.runs.count, 2)
         XCTAssertEqual(try FrontierDocument(frontier: frontier, layout: layout, means: means, candidateTokens: [4, 5])
             .points.map(\.status), [.collapsed, .collapsed])
+    }
+
+    func testTheGridGrowsPastAnEndThatHoldsTheSmallestCircuit() throws {
+        let model = LinearMarginModel(useful: [2: 3, 7: 3], bias: -2)
+        let means = [Float](repeating: 0, count: layout.count)
+        let data = TaskData(task: "toy", train: try pairs(4), test: try pairs(2))
+        var extending = settings(calibration: false)
+        extending.lambdaExtensions = 2
+        let frontier = try pruneFrontier(model: model, weights: try unitWeights(), means: means, data: data, settings: extending)
+        // Every λ finds the same two nodes and equal sizes keep the first run: 1e-2 is best, so the
+        // grid grows up once (3e-2 is not better), then down once (1e-2 is still the bottom's best).
+        XCTAssertEqual(frontier.runs.map(\.lambda), [1e-2, 3e-2, 1e-2 / 3])
+        XCTAssertEqual(frontier.runs.map { $0.circuits[0.15]?.k }, [2, 2, 2])
+        XCTAssertEqual(frontier.point(at: 0.15)?.circuit?.lambda, 1e-2)
+
+        // A grid of two λ whose smaller one holds the circuit grows downward only, and stops at λ 0.
+        extending.lambdas = [0, 1e-2]
+        let fromZero = try pruneFrontier(model: model, weights: try unitWeights(), means: means, data: data, settings: extending)
+        XCTAssertEqual(fromZero.runs.map(\.lambda), [0, 1e-2], "λ 0 holds the circuit (first of equal sizes) and has no smaller λ")
+
+        extending.lambdaExtensions = -1
+        XCTAssertThrowsError(try extending.validate())
     }
 
     func testSeveralTauInitialisationsPerLambdaKeepTheSmallestCircuit() throws {

@@ -123,6 +123,7 @@ final class PruningTests: XCTestCase {
         settings.targets = [0.01, 0.15, 0.5]
         settings.pruning.steps = 200
         settings.calibration = false
+        settings.lambdaExtensions = 0
         let data = TaskData(task: "toy", train: try pairs(4), test: try pairs(2))
         let frontier = try pruneFrontier(model: model, weights: weights, means: means, data: data, settings: settings)
         XCTAssertEqual(Double(frontier.fullLoss), log(1 + exp(-4.0)), accuracy: 1e-6)

@@ -42,8 +42,11 @@ final class SweepFileTests: XCTestCase {
         XCTAssertNil(spec.prune.calibration, "unset: calibrated")
         XCTAssertNil(spec.prune.tauInitializations)
         XCTAssertNil(spec.prune.tauNoise)
+        XCTAssertNil(spec.prune.lambdaExtensions)
         let uncalibrated = try SweepSpec.parse("grid: {density: [0.5], d_model: [64], task: [var_swap]}\n"
-                                               + "prune: {calibration: false, tau_initializations: 3, tau_noise: 0}", file: "t.yaml")
+                                               + "prune: {calibration: false, tau_initializations: 3, tau_noise: 0, lambda_extensions: 0}",
+                                               file: "t.yaml")
+        XCTAssertEqual(uncalibrated.prune.lambdaExtensions, 0)
         XCTAssertEqual(uncalibrated.prune.calibration, false)
         XCTAssertEqual(uncalibrated.prune.tauInitializations, 3)
         XCTAssertEqual(uncalibrated.prune.tauNoise, 0)
@@ -171,6 +174,7 @@ final class SweepFileTests: XCTestCase {
         assertRejected(grid + "prune:\n  calibration: maybe\n", line: 6, key: "prune.calibration", containing: "true or false")
         assertRejected(grid + "prune:\n  tau_initializations: 0\n", line: 6, key: "prune.tau_initializations", containing: "at least 1")
         assertRejected(grid + "prune:\n  tau_noise: -0.01\n", line: 6, key: "prune.tau_noise", containing: "at least 0")
+        assertRejected(grid + "prune:\n  lambda_extensions: -1\n", line: 6, key: "prune.lambda_extensions", containing: "at least 0")
         let floor = "grid:\n  density: [0.25, 0.125]\n  d_model: [64, 128]\n  task: [var_swap]\n"
         assertRejected(floor, line: 2, key: "grid.density", containing: "grid.exclude")
         assertRejected(floor + "  exclude:\n    - {density: 0.5}\n", line: 6, key: "grid.exclude", containing: "matches no point")
