@@ -274,6 +274,8 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
         }
     }
 
+    /// 3 · 0.03 is 0.089999996 in Float; λ is read and written as the decimal it stands for (0.09).
+    func decimal(_ lambda: Float) -> Float { Float(String(format: "%.6g", Double(lambda))) ?? lambda }
     /// The λ of the smallest uncollapsed circuit at each target.
     func bestLambdas(_ runs: [Frontier.Run]) -> Set<Float> {
         Set(settings.targets.compactMap { target in smallest(runs.compactMap { $0.circuits[target] }.filter { !isCollapsed($0) })?.lambda })
@@ -291,10 +293,10 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
         guard let top = lambdas.max(), let bottom = lambdas.min() else { break }
         let next: Float
         if extendedUp < settings.lambdaExtensions, best.contains(top) {
-            next = top * FrontierSettings.lambdaExtensionFactor
+            next = decimal(top * FrontierSettings.lambdaExtensionFactor)
             extendedUp += 1
         } else if extendedDown < settings.lambdaExtensions, bottom > 0, best.contains(bottom) {
-            next = bottom / FrontierSettings.lambdaExtensionFactor
+            next = decimal(bottom / FrontierSettings.lambdaExtensionFactor)
             extendedDown += 1
         } else {
             break

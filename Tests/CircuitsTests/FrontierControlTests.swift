@@ -127,13 +127,15 @@ final class FrontierControlTests: XCTestCase {
         let means = [Float](repeating: 0, count: layout.count)
         let data = TaskData(task: "toy", train: try pairs(4), test: try pairs(2))
         var extending = settings(calibration: false)
+        extending.lambdas = [3e-2]
         extending.lambdaExtensions = 2
         let frontier = try pruneFrontier(model: model, weights: try unitWeights(), means: means, data: data, settings: extending)
-        // Every λ finds the same two nodes and equal sizes keep the first run: 1e-2 is best, so the
-        // grid grows up once (3e-2 is not better), then down once (1e-2 is still the bottom's best).
-        XCTAssertEqual(frontier.runs.map(\.lambda), [1e-2, 3e-2, 1e-2 / 3])
+        // Every λ finds the same two nodes and equal sizes keep the first run: 3e-2 is best, so the
+        // grid grows up once (9e-2, not 0.089999996, is not better), then down once (3e-2 is
+        // still the bottom's best).
+        XCTAssertEqual(frontier.runs.map(\.lambda), [3e-2, 9e-2, 1e-2])
         XCTAssertEqual(frontier.runs.map { $0.circuits[0.15]?.k }, [2, 2, 2])
-        XCTAssertEqual(frontier.point(at: 0.15)?.circuit?.lambda, 1e-2)
+        XCTAssertEqual(frontier.point(at: 0.15)?.circuit?.lambda, 3e-2)
 
         // A grid of two λ whose smaller one holds the circuit grows downward only, and stops at λ 0.
         extending.lambdas = [0, 1e-2]
