@@ -50,9 +50,9 @@ struct ArtifactStore {
     }
 
     /// Moves a complete partial file into place if it hashes to `hash`; a file that does not is deleted.
-    /// Returns the hash it has.
-    func commit(_ partial: URL, as hash: String) throws -> String {
-        let actual = try SHA256.hex(fileAt: partial)
+    /// Returns the hash it has. `whileHashing` runs after every MiB hashed.
+    func commit(_ partial: URL, as hash: String, whileHashing: () -> Void = {}) throws -> String {
+        let actual = try SHA256.hex(fileAt: partial, afterEachPiece: whileHashing)
         guard actual == hash else {
             try? FileManager.default.removeItem(at: partial)
             return actual
@@ -62,8 +62,9 @@ struct ArtifactStore {
     }
 
     /// Moves a finished file (a shard's output) in under its hash and returns the hash.
-    func adopt(_ file: URL) throws -> String {
-        let hash = try SHA256.hex(fileAt: file)
+    /// `whileHashing` runs after every MiB hashed.
+    func adopt(_ file: URL, whileHashing: () -> Void = {}) throws -> String {
+        let hash = try SHA256.hex(fileAt: file, afterEachPiece: whileHashing)
         if rename(file.path, url(hash).path) != 0 {
             guard errno == EXDEV else { throw errnoError("cannot move into the artifact store", file) }
             // Another file system: copy next to the store, then rename.

@@ -24,13 +24,16 @@ public struct SHA256 {
         hexString(Array(Crypto.SHA256.hash(data: data)))
     }
 
-    /// The hex digest of a file, read in 1 MiB pieces.
-    public static func hex(fileAt url: URL) throws -> String {
+    /// The hex digest of a file, read in 1 MiB pieces; `afterEachPiece` runs between them.
+    public static func hex(fileAt url: URL, afterEachPiece: () -> Void = {}) throws -> String {
         do {
             let handle = try FileHandle(forReadingFrom: url)
             defer { try? handle.close() }
             var hasher = SHA256()
-            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                hasher.update(chunk)
+                afterEachPiece()
+            }
             return hexString(hasher.finalize())
         } catch {
             throw fileError("cannot read", url, error)

@@ -47,9 +47,9 @@ struct Downloads {
     }
 
     /// Moves a complete download into the cache once its hash checks; returns the hash it has.
-    mutating func finish(_ hash: String) throws -> String? {
+    mutating func finish(_ hash: String, whileHashing: () -> Void = {}) throws -> String? {
         guard let download = inProgress.removeValue(forKey: hash) else { return nil }
-        return try cache.commit(download.partial, as: hash)
+        return try cache.commit(download.partial, as: hash, whileHashing: whileHashing)
     }
 
     mutating func cancel(_ hash: String) {

@@ -154,10 +154,7 @@ public final class Worker {
                 continue
             }
             handshakeWatch?.drain()
-            if now >= nextHeartbeat {
-                send(.heartbeat)
-                nextHeartbeat = now + heartbeatSeconds
-            }
+            heartbeatIfDue()
             flushProgress(now: now)
             // A chunk request can be lost with a connection; ask again when a download stalls.
             for request in downloads.resumeRequests(stalledFor: coordinatorDeadSeconds, now: now) { send(.get(request)) }
@@ -191,6 +188,15 @@ public final class Worker {
                           running: mine.sorted { $0.description < $1.description })))
         // A coordinator that restarted lost our chunk requests: ask again from where each download stands.
         for request in downloads.resumeRequests(now: lastHello) { send(.get(request)) }
+    }
+
+    /// Also called while a large file hashes (a wide model's checkpoint takes seconds), so that
+    /// the coordinator does not take this worker for dead meanwhile.
+    private func heartbeatIfDue() {
+        let now = Date().timeIntervalSince1970
+        guard reconnectAt == nil, now >= nextHeartbeat else { return }
+        send(.heartbeat)
+        nextHeartbeat = now + heartbeatSeconds
     }
 
     private func send(_ message: Message) {
@@ -329,7 +335,7 @@ public final class Worker {
                     shard.pendingProgress = ProgressReport(lease: key, step: step, total: total, loss: loss)
                 case .checkpoint(let step, let path):
                     do {
-                        let hash = try cache.adopt(URL(fileURLWithPath: path))
+                        let hash = try cache.adopt(URL(fileURLWithPath: path), whileHashing: heartbeatIfDue)
                         report(key, .checkpoint(CheckpointReport(lease: key, hash: hash, step: step)), uploads: [hash: "checkpoint"])
                     } catch {
                         logger.warning("\(key): could not keep checkpoint \(path): \(error)")
@@ -366,7 +372,7 @@ public final class Worker {
                 var outputs: [String: String] = [:]
                 var uploads: [String: String] = [:]
                 for (name, file) in files {
-                    let hash = try cache.adopt(file)
+                    let hash = try cache.adopt(file, whileHashing: heartbeatIfDue)
                     outputs[name] = hash
                     uploads[hash] = name
                 }
@@ -412,7 +418,7 @@ public final class Worker {
     }
 
     private func completeDownload(_ hash: String) throws {
-        guard let actual = try downloads.finish(hash) else { return }
+        guard let actual = try downloads.finish(hash, whileHashing: heartbeatIfDue) else { return }
         guard actual == hash else {
             for (key, shard) in waiting where shard.needs(hash) {
                 waiting[key] = nil

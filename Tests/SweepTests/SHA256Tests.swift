@@ -24,4 +24,15 @@ final class SHA256Tests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: file) }
         XCTAssertEqual(try SHA256.hex(fileAt: file), SHA256.hex(data))
     }
+
+    func testAFileHashesInMiBPiecesWithACallBetweenThem() throws {
+        // A worker heartbeats between the pieces of a large checkpoint.
+        let data = Data((0..<(3 << 20) + 5).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sha-pieces-\(getpid())")
+        try data.write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        var pieces = 0
+        XCTAssertEqual(try SHA256.hex(fileAt: file, afterEachPiece: { pieces += 1 }), SHA256.hex(data))
+        XCTAssertEqual(pieces, 4)
+    }
 }
