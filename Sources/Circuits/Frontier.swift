@@ -276,9 +276,9 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
 
     /// 3 · 0.03 is 0.089999996 in Float; λ is read and written as the decimal it stands for (0.09).
     func decimal(_ lambda: Float) -> Float { Float(String(format: "%.6g", Double(lambda))) ?? lambda }
-    /// The λ of the smallest uncollapsed circuit at each target.
-    func bestLambdas(_ runs: [Frontier.Run]) -> Set<Float> {
-        Set(settings.targets.compactMap { target in smallest(runs.compactMap { $0.circuits[target] }.filter { !isCollapsed($0) })?.lambda })
+    /// The circuit a frontier reports at `target`: the smallest uncollapsed one any run reached.
+    func bestCircuit(at target: Float, in runs: [Frontier.Run]) -> Circuit? {
+        smallest(runs.compactMap { $0.circuits[target] }.filter { !isCollapsed($0) })
     }
 
     var runs: [Frontier.Run] = []
@@ -289,13 +289,13 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
     for lambda in lambdas { try runAll(lambda) }
     var extendedUp = 0, extendedDown = 0
     while true {
-        let best = bestLambdas(runs)
+        let bestLambdas = Set(settings.targets.compactMap { bestCircuit(at: $0, in: runs)?.lambda })
         guard let top = lambdas.max(), let bottom = lambdas.min() else { break }
         let next: Float
-        if extendedUp < settings.lambdaExtensions, best.contains(top) {
+        if extendedUp < settings.lambdaExtensions, bestLambdas.contains(top) {
             next = decimal(top * FrontierSettings.lambdaExtensionFactor)
             extendedUp += 1
-        } else if extendedDown < settings.lambdaExtensions, bottom > 0, best.contains(bottom) {
+        } else if extendedDown < settings.lambdaExtensions, bottom > 0, bestLambdas.contains(bottom) {
             next = decimal(bottom / FrontierSettings.lambdaExtensionFactor)
             extendedDown += 1
         } else {
@@ -315,8 +315,7 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
     }
 
     let points = try settings.targets.map { target -> Frontier.Point in
-        let reached = runs.compactMap { $0.circuits[target] }
-        if let best = smallest(reached.filter { !isCollapsed($0) }) {
+        if let best = bestCircuit(at: target, in: runs) {
             let ablated: [Float] = best.keep.map { $0 ? 0 : 1 }
             let necessity = try scorer.score(ablated).loss
             let uncalibrated = settings.calibration
@@ -324,7 +323,7 @@ public func pruneFrontier(model: AblatableModel, weights: CircuitWeights, means:
             return Frontier.Point(target: target, status: .reachable, circuit: best, collapsedCircuit: nil,
                                   necessityLoss: necessity, uncalibratedNecessityLoss: uncalibrated)
         }
-        if let collapsed = smallest(reached) {
+        if let collapsed = smallest(runs.compactMap { $0.circuits[target] }) {
             return Frontier.Point(target: target, status: .collapsed, circuit: nil, collapsedCircuit: collapsed,
                                   necessityLoss: nil, uncalibratedNecessityLoss: nil)
         }
