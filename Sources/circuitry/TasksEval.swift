@@ -11,7 +11,10 @@ struct TasksEval: ParsableCommand {
         abstract: "Task loss of a trained model (full model, no pruning) on each task's test pairs, and its held-out loss.",
         discussion: """
         Task loss: softmax over the two candidate logits at the last prompt position, cross-entropy of the \
-        correct one, averaged over prompts. The test pairs are a pairs file's (--pairs, e.g. a sweep's or an \
+        correct one, averaged over prompts. Beside it, the same loss over the A prompts and over the B prompts \
+        of the pairs alone, and the accuracy (the share of prompts whose correct candidate has the larger logit): \
+        a model that has learnt which continuation is common but not the context that decides it scores well \
+        on one side and far above chance (0.693) on the other. The test pairs are a pairs file's (--pairs, e.g. a sweep's or an \
         export's pairs.json) or generated with --tokenizer; a tokenizer other than the one the checkpoint was \
         trained on is refused.
         """)
@@ -35,6 +38,9 @@ struct TasksEval: ParsableCommand {
     private struct Result: Encodable {
         var held_out_loss: Double?
         var task_loss: [String: Double] = [:]
+        var task_loss_a: [String: Double] = [:]
+        var task_loss_b: [String: Double] = [:]
+        var accuracy: [String: Double] = [:]
     }
 
     func run() throws {
@@ -64,8 +70,16 @@ struct TasksEval: ParsableCommand {
         let ones = [Float](repeating: 1, count: nodes), zeros = [Float](repeating: 0, count: nodes)
         for (name, test) in try testSets(tokenizer: tok, context: config.context) {
             let loss = Double(try session.model.taskLoss(test, masks: ones, means: zeros, maskGradient: false).loss)
+            let sides = PromptSides(margins: try session.model.logitMargins(test, masks: ones, means: zeros))
             result.task_loss[name] = loss
-            if !json { print("\(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%.4f", loss))") }
+            result.task_loss_a[name] = sides.lossA
+            result.task_loss_b[name] = sides.lossB
+            result.accuracy[name] = sides.accuracy
+            if !json {
+                if result.task_loss.count == 1 { print("task".padding(toLength: 28, withPad: " ", startingAt: 0) + " loss    A       B       accuracy") }
+                print("\(name.padding(toLength: 28, withPad: " ", startingAt: 0)) "
+                      + String(format: "%.4f  %.4f  %.4f  %.3f", loss, sides.lossA, sides.lossB, sides.accuracy))
+            }
         }
         if json {
             let encoder = JSONEncoder()
@@ -92,3 +106,4 @@ struct TasksEval: ParsableCommand {
         }
     }
 }
+
