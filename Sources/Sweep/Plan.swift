@@ -100,13 +100,18 @@ public struct PlannedShard: Equatable {
 /// point, one prune shard per (model, task) that needs its model's checkpoint.
 /// The random-init controls come last, as train shards that only initialise and project (the
 /// checkpoint says step 0), so their prune shards read a checkpoint like any other.
+///
+/// Shards of one kind are leased in plan order, so the models come widest first: a model's training
+/// and pruning cost grow with its width whatever its density (the weight gradient is dense and there
+/// is a node per channel), and starting the longest shards first keeps a narrow model from holding
+/// a slot while the widest one, the sweep's critical path, waits (longest-first scheduling).
 public func plan(_ spec: SweepSpec) -> [PlannedShard] {
     let prepareID = ShardKindName.prepare
     var shards = [PlannedShard(id: prepareID, kind: ShardKindName.prepare,
                                params: ShardParams(tasks: spec.grid.task, data: spec.data, model: spec.model,
                                                    simulate: spec.simulate),
                                dependencies: [])]
-    for point in spec.modelPoints + spec.controlPoints {
+    for point in widestFirst(spec.modelPoints) + widestFirst(spec.controlPoints) {
         let trainID = "train/\(point.name)"
         var train = spec.train
         if let rate = train.learningRateByWidth[point.dModel] { train.learningRate = rate }
@@ -123,4 +128,9 @@ public func plan(_ spec: SweepSpec) -> [PlannedShard] {
         }
     }
     return shards
+}
+
+/// The points ordered by width, widest first; points of one width keep the grid's order.
+func widestFirst(_ points: [ModelPoint]) -> [ModelPoint] {
+    points.enumerated().sorted { ($0.element.dModel, -$0.offset) > ($1.element.dModel, -$1.offset) }.map(\.element)
 }

@@ -27,6 +27,30 @@ final class SweepFileTests: XCTestCase {
         XCTAssertEqual(plan(paper).count, 1 + (paper.modelPoints.count + 9) * 11)
     }
 
+    /// Models are planned widest first, so the longest train shards are leased first; within one width
+    /// the grid's order holds, the controls stay last, and every prune shard follows its model's train shard.
+    func testPlanLeasesTheWidestModelsFirst() throws {
+        let spec = try SweepSpec.parse("""
+            grid:
+              density: [1.0, 0.0625]
+              d_model: [32, 64, 256]
+              exclude: [{density: 0.0625, d_model: 32}, {density: 0.0625, d_model: 64}, {density: 1.0, d_model: 256}]
+              seed: [0, 1]
+              task: [if_equals]
+            """, file: "t.yaml")
+        let shards = plan(spec)
+        XCTAssertEqual(shards.filter { $0.kind == "train" }.map(\.id), [
+            "train/d0.0625-w256-a0.25-s0", "train/d0.0625-w256-a0.25-s1",
+            "train/d1-w64-a1-s0", "train/d1-w64-a1-s1", "train/d1-w32-a1-s0", "train/d1-w32-a1-s1",
+            "train/d0.0625-w256-a0.25-s0-random-init"])
+        let position = Dictionary(uniqueKeysWithValues: shards.enumerated().map { ($0.element.id, $0.offset) })
+        for shard in shards {
+            for dependency in shard.dependencies {
+                XCTAssertLessThan(try XCTUnwrap(position[dependency]), position[shard.id]!, "\(shard.id) after \(dependency)")
+            }
+        }
+    }
+
     func testDefaultsFollowTheSpec() throws {
         let spec = try SweepSpec.parse("grid: {density: [0.5], d_model: [64], task: [var_swap]}", file: "t.yaml")
         XCTAssertEqual(spec.name, "sweep")
