@@ -123,6 +123,20 @@ final class HeadlineProtocolTests: XCTestCase {
         XCTAssertTrue(HeadlineText.render(report).contains("edges/node ratio"))
     }
 
+    /// A task that one bracketing dense model missed has no dense size; the table says which model.
+    func testPerTaskTableNamesTheDenseModelWithoutACircuit() throws {
+        var parts = seedData()
+        parts.circuits[1] = circuit(parts.models[0], "b", edges: nil)  // d_model 64 misses b
+        let report = data(parts)
+        let b = try XCTUnwrap(SweepFrontier.headline(report).perTask.first { $0.task == "b" })
+        XCTAssertNil(b.denseEdges)
+        let html = HTMLReport(data: report).render()
+        XCTAssertTrue(html.contains("<td>unreachable for d_model 64, dense</td>"), html)
+        XCTAssertFalse(html.contains("unreachable for d_model 128, dense"), "d_model 128 reached b")
+        parts.circuits[3] = circuit(parts.models[1], "b", edges: nil)  // and so does d_model 128
+        XCTAssertTrue(HTMLReport(data: data(parts)).render().contains("<td>unreachable for both</td>"))
+    }
+
     func testCollapsedCircuitsAreNeverASize() throws {
         var parts = seedData()
         // The sparse model's masks collapsed on b: bisection kept nearly the whole model.

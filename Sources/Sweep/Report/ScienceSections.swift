@@ -56,8 +56,15 @@ extension HTMLReport {
         return s + "</table></div></section>\n"
     }
 
+    /// Why a task has no interpolated dense size: which bracketing dense model has no circuit, and
+    /// why (one of the two may well have reached the target).
     private func denseStatus(_ c: TaskComparison) -> String {
-        [c.lowerCircuit, c.upperCircuit].compactMap { $0 }.first { !$0.reachable }?.sizeText ?? ""
+        let missing = [(c.lowerDense, c.lowerCircuit), (c.upperDense, c.upperCircuit)].compactMap { model, circuit -> (String, String)? in
+            guard let circuit else { return ("no circuit", model.label) }
+            return circuit.reachable ? nil : (circuit.sizeText, model.label)
+        }
+        if missing.count == 2 && missing[0].0 == missing[1].0 { return "\(missing[0].0) for both" }
+        return missing.map { "\($0.0) for \($0.1)" }.joined(separator: "; ")
     }
 
     func widthLeverSection() -> String {
