@@ -86,7 +86,10 @@ final class SweepFileOverrideTests: XCTestCase {
         let spec = try SweepSpec.load(from: url)
         XCTAssertEqual(spec.name, "python-code")
         XCTAssertNotEqual(spec.data.corpus, "synthetic")
-        XCTAssertEqual(spec.data.vocabSize, 512, "the default vocabulary serves the tasks on real code")
+        XCTAssertEqual(spec.data.vocabSize, 1024, "the vocabulary the README's real-code measurements chose")
+        XCTAssertEqual(spec.train.steps, 20_000)
+        XCTAssertTrue(spec.modelPoints.contains { $0.density == 1 && $0.afrac == 1 && $0.dModel == 128 },
+                      "a dense baseline as wide as the sparse model")
         XCTAssertEqual(Set(spec.grid.task), Set(knownTasks))
         let elsewhere = try SweepSpec.load(from: url, overrides: [SweepOverride("data.corpus=/srv/code")])
         XCTAssertEqual(elsewhere.data.corpus, "/srv/code")
