@@ -93,8 +93,8 @@ struct CalibrationObjective {
         self.orientations = orientations.map(Double.init)
     }
 
-    /// softplus(−z), stable for large |z|.
-    private static func softplusNegative(_ z: Double) -> Double { z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z)) }
+    /// softplus(−z) = −log σ(z), stable for large |z|.
+    static func softplusNegative(_ z: Double) -> Double { z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z)) }
 
     func value(_ a: Double, _ b: Double) -> Double {
         var total = 0.0

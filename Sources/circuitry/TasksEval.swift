@@ -68,17 +68,16 @@ struct TasksEval: ParsableCommand {
         }
         let nodes = session.layout.count
         let ones = [Float](repeating: 1, count: nodes), zeros = [Float](repeating: 0, count: nodes)
+        if !json { print("task".padding(toLength: 28, withPad: " ", startingAt: 0) + " loss    A       B       accuracy") }
         for (name, test) in try testSets(tokenizer: tok, context: config.context) {
-            let loss = Double(try session.model.taskLoss(test, masks: ones, means: zeros, maskGradient: false).loss)
             let sides = PromptSides(margins: try session.model.logitMargins(test, masks: ones, means: zeros))
-            result.task_loss[name] = loss
+            result.task_loss[name] = sides.loss
             result.task_loss_a[name] = sides.lossA
             result.task_loss_b[name] = sides.lossB
             result.accuracy[name] = sides.accuracy
             if !json {
-                if result.task_loss.count == 1 { print("task".padding(toLength: 28, withPad: " ", startingAt: 0) + " loss    A       B       accuracy") }
                 print("\(name.padding(toLength: 28, withPad: " ", startingAt: 0)) "
-                      + String(format: "%.4f  %.4f  %.4f  %.3f", loss, sides.lossA, sides.lossB, sides.accuracy))
+                      + String(format: "%.4f  %.4f  %.4f  %.3f", sides.loss, sides.lossA, sides.lossB, sides.accuracy))
             }
         }
         if json {
@@ -106,4 +105,3 @@ struct TasksEval: ParsableCommand {
         }
     }
 }
-

@@ -130,6 +130,7 @@ final class CalibrationTests: XCTestCase {
             let loss = try single.taskLoss(pairs, masks: m, means: means, maskGradient: false).loss
             let fromMargins = LogitCalibration.identity.loss(margins: margins, orientations: pairs.candidateOrientations)
             XCTAssertEqual(fromMargins, loss, accuracy: 1e-4 * max(1, loss))
+            XCTAssertEqual(PromptSides(margins: margins).loss, Double(loss), accuracy: 1e-4 * max(1, Double(loss)))
             XCTAssertEqual(try shared.logitMargins(pairs, masks: m, means: means), margins)
         }
     }

@@ -16,6 +16,7 @@ final class PromptSidesTests: XCTestCase {
         let sides = PromptSides(margins: margins)
         let whole = margins.map { log1p(exp(-Double($0))) }.reduce(0, +) / Double(margins.count)
         XCTAssertEqual((sides.lossA + sides.lossB) / 2, whole, accuracy: 1e-12)
+        XCTAssertEqual(sides.loss, whole, accuracy: 1e-12)
         XCTAssertEqual(sides.accuracy, 4.0 / 6.0, accuracy: 1e-12)
     }
 
