@@ -80,12 +80,13 @@ public struct TrainingBenchmark {
     }
 
     /// One JSON line with the reference bench's fields (config, threads, tokens_per_second, ms_per_step,
-    /// params, nonzero_params, final_loss) plus `engine`.
+    /// params, nonzero_params, final_loss) plus `engine` and `blas_kernel`.
     public func jsonLine(_ r: Result) throws -> String {
         let config = try flatConfigJSON(model: model, training: training)
         var object = try JSONSerialization.jsonObject(with: Data(config.utf8)) as! [String: Any]
         object["threads"] = threads
         object["engine"] = "swift"
+        object["blas_kernel"] = BLASKernel.current
         object["sparse_kernels"] = sparseKernels
         object["tokens_per_second"] = (r.tokensPerSecond * 10).rounded() / 10
         object["ms_per_step"] = (r.msPerStep * 1000).rounded() / 1000

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SparseGPT
 
 @main
 struct Circuitry: ParsableCommand {
@@ -26,4 +27,10 @@ struct Circuitry: ParsableCommand {
             KeygenCommand.self,
         ]
     )
+
+    /// Every command runs under the pinned BLAS kernel, so its results do not depend on the machine.
+    static func main() {
+        BLASKernel.pinByRestarting()
+        main(nil)
+    }
 }

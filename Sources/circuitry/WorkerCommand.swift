@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SparseGPT
 import Sweep
 
 struct WorkerCommand: ParsableCommand {
@@ -48,7 +49,7 @@ struct WorkerCommand: ParsableCommand {
         StopSignal.install()
         options.security = try keys.security(logger: Logger(label: "worker \(workerName)"))
         // The worker connects whenever the coordinator comes up; until then it is silent, so say what it waits for.
-        FileHandle.standardError.write(Data("worker \(workerName): waiting for the coordinator at \(connect) (\(slots) slot\(slots == 1 ? "" : "s"))\n".utf8))
+        FileHandle.standardError.write(Data("worker \(workerName): waiting for the coordinator at \(connect) (\(slots) slot\(slots == 1 ? "" : "s"), OpenBLAS kernel \(BLASKernel.current))\n".utf8))
         try Worker(options: options, logger: Logger(label: "worker \(workerName)")).run()
     }
 }

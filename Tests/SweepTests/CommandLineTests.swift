@@ -5,10 +5,13 @@ import XCTest
 /// The command line's errors, as a user meets them: the built binary, its exit status and its words.
 final class CommandLineTests: ClusterTestCase {
     /// Runs `circuitry ARGUMENTS` to its end (killed after `timeout` seconds); stdout and stderr together.
-    private func circuitry(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, output: String) {
+    /// `environment` replaces the inherited one where given.
+    private func circuitry(_ arguments: [String], timeout: Double = 60,
+                           environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if let environment { process.environment = environment }
         process.currentDirectoryURL = directory
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -133,7 +136,44 @@ final class CommandLineTests: ClusterTestCase {
         let (_, output) = try circuitry(["worker", "--connect", "tcp://127.0.0.1:\(port)", "--slots", "1", "--name", "lonely",
                                          "--work-dir", directory.appendingPathComponent("work").path,
                                          "--cache", directory.appendingPathComponent("cache").path], timeout: 3)
-        XCTAssertTrue(output.contains("worker lonely: waiting for the coordinator at tcp://127.0.0.1:\(port) (1 slot)"), output)
+        XCTAssertTrue(output.contains("worker lonely: waiting for the coordinator at tcp://127.0.0.1:\(port) (1 slot, OpenBLAS kernel "), output)
+    }
+
+    /// OpenBLAS's kernel decides the rounding of every product, so each command restarts under the
+    /// pinned one unless the user chose a kernel; a model trained either way has the same bits.
+    func testCommandsRunUnderThePinnedBLASKernelUnlessOneIsChosen() throws {
+        #if arch(x86_64)
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        try XCTSkipUnless(flags.contains(" avx2") && flags.contains(" fma"), "the pinned kernel needs AVX2 and FMA")
+        var unset = ProcessInfo.processInfo.environment
+        unset["OPENBLAS_CORETYPE"] = nil
+        func kernel(_ environment: [String: String]) throws -> String {
+            let bench = try circuitry(["bench", "train", "--json", "--d-model", "16", "--batch", "2", "--context", "8",
+                                       "--vocab", "32", "--steps", "6", "--threads", "1"], environment: environment)
+            XCTAssertEqual(bench.status, 0, bench.output)
+            let line = try XCTUnwrap(bench.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }), bench.output)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            return try XCTUnwrap(object["blas_kernel"] as? String, bench.output)
+        }
+        XCTAssertEqual(try kernel(unset), "Haswell")
+        var chosen = unset
+        chosen["OPENBLAS_CORETYPE"] = "Sandybridge"
+        XCTAssertEqual(try kernel(chosen), "Sandybridge")
+
+        func train(_ name: String, _ environment: [String: String]) throws -> Data {
+            let out = directory.appendingPathComponent("\(name).safetensors")
+            let run = try circuitry(["train", "--corpus", "synthetic", "--train-token-count", "20000", "--held-out-token-count", "2000", "--d-model", "16",
+                                     "--steps", "12", "--batch", "4", "--context", "16", "--threads", "1", "--out", out.path],
+                                    environment: environment)
+            XCTAssertEqual(run.status, 0, run.output)
+            return try Data(contentsOf: out)
+        }
+        var pinned = unset
+        pinned["OPENBLAS_CORETYPE"] = "Haswell"
+        XCTAssertEqual(try train("unset", unset), try train("pinned", pinned))
+        #else
+        throw XCTSkip("the kernel is pinned on x86-64 only")
+        #endif
     }
 
     func testVersion() throws {
