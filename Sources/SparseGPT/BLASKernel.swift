@@ -20,12 +20,13 @@ public enum BLASKernel {
     }
 
     /// Whether this process should start again with the pinned kernel: on x86-64 with AVX2 and FMA
-    /// (`cpuFlags`, from /proc/cpuinfo), when the user did not choose a kernel and OpenBLAS chose
-    /// another one.
-    static func needsPinning(environment: [String: String], cpuFlags: Set<String>, current: String) -> Bool {
+    /// (`cpuFlags`, from /proc/cpuinfo, read only when the rest does not decide), when the user did
+    /// not choose a kernel and OpenBLAS chose another one. Every shard process starts with the
+    /// variable already set, so it decides without reading the file.
+    static func needsPinning(environment: [String: String], cpuFlags: @autoclosure () -> Set<String>, current: String) -> Bool {
         #if arch(x86_64)
-        return environment[environmentVariable] == nil && cpuFlags.isSuperset(of: ["avx2", "fma"])
-            && current.lowercased() != pinned.lowercased()
+        return environment[environmentVariable] == nil && current.lowercased() != pinned.lowercased()
+            && cpuFlags().isSuperset(of: ["avx2", "fma"])
         #else
         return false
         #endif
