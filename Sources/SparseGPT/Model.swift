@@ -107,6 +107,8 @@ public final class GPT {
     var activeInputs = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// An ablated site's kept columns, gathered, then its pruned columns' means and their product.
     var ablationScratch = FloatBuffer(count: 0)
+    /// Each thread's tile of transposed inputs (`tiledSparseProduct`).
+    var tileScratch = FloatBuffer(count: 0)
     /// A dense block matrix's columns of the kept nodes, gathered (`ablatedDenseProduct`).
     var gatheredWeights = FloatBuffer(count: 0)
     /// A product runs sparse when (weight density) x (activation density) is at most this.
@@ -192,6 +194,7 @@ public final class GPT {
         activeInputs.deallocate()
         activeInputs = .allocate(capacity: threads * 4 * d)
         ablationScratch = FloatBuffer(count: n * 4 * d + 4 * d + 4 * d)
+        tileScratch = FloatBuffer(count: threads * 4 * d * sparseProductTile)
         gatheredWeights = FloatBuffer(count: 4 * d * d)
     }
 
@@ -339,8 +342,7 @@ public final class GPT {
             ablatedSparseProduct(out, input, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, sparse: sparse,
                                  ablation: ablation, nodeOffset: nodeOffset)
         } else if let sparse {
-            sparseProduct(out, outWidth: outFeatures, input, inWidth: inFeatures, rows: rows, start: sparse.colStart,
-                          index: sparse.colIndex, value: sparse.colValue, indices: activeInputs, threads: threads)
+            sparse.productWithTranspose(out, input, rows: rows, scratch: tileScratch.pointer, indices: activeInputs, threads: threads)
         } else if let ablation, let nodeOffset, separatesPrunedColumns {
             ablatedDenseProduct(out, input, weight: parameters.pointer + offset, rows: rows, inFeatures: inFeatures,
                                 outFeatures: outFeatures, ablation: ablation, nodeOffset: nodeOffset)
@@ -435,8 +437,7 @@ public final class GPT {
                             weight offset: Int, rows: Int, inFeatures: Int, outFeatures: Int, sparse: SparseMatrix?) {
         timed(.inputGradients) {
             if let sparse {
-                sparseProduct(dInput, outWidth: inFeatures, dOut, inWidth: outFeatures, rows: rows, start: sparse.rowStart,
-                              index: sparse.rowIndex, value: sparse.rowValue, indices: activeInputs, threads: threads)
+                sparse.product(dInput, dOut, rows: rows, scratch: tileScratch.pointer, indices: activeInputs, threads: threads)
             } else {
                 linearBackward(dInput: dInput, dWeight: nil, dOut: dOut, input, weight: parameters.pointer + offset,
                                rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)

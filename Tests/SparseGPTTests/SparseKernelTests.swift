@@ -18,6 +18,47 @@ final class SparseKernelTests: XCTestCase {
         XCTAssertEqual((0..<3).map { m.colValue[$0] }, [1, 2, 3])
     }
 
+    /// The tiled products (rows on lanes) give the row-by-row kernel's bits, in both directions, for
+    /// whole tiles and a remainder, on 1 and 3 threads.
+    func testTiledProductsGiveTheRowKernelsBits() {
+        var rng = RandomGenerator(seed: 5)
+        let outWidth = 96, inWidth = 40, rows = 3 * sparseProductTile + 7
+        let w = (0..<(outWidth * inWidth)).map { _ in rng.unit() < 0.1 ? Float(rng.normal()) : 0 }
+        let m = SparseMatrix(rows: outWidth, cols: inWidth)
+        w.withUnsafeBufferPointer { m.rebuild(from: $0.baseAddress!) }
+        // AbsTopK-like inputs: a quarter nonzero, some of them negative zeros
+        func activations(_ width: Int) -> [Float] {
+            (0..<(rows * width)).map { _ in
+                let u = rng.unit()
+                return u < 0.25 ? Float(rng.normal()) : (u < 0.3 ? -0.0 : 0)
+            }
+        }
+        let x = activations(inWidth), dOut = activations(outWidth)
+        let indices = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * outWidth)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 3 * outWidth * sparseProductTile)
+        defer { indices.deallocate(); scratch.deallocate() }
+        func bits(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [UInt32] {
+            var out = [Float](repeating: .nan, count: count)
+            out.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+            return out.map(\.bitPattern)
+        }
+        let forwardRows = bits(rows * outWidth) { o in
+            sparseProduct(o, outWidth: outWidth, x, inWidth: inWidth, rows: rows, start: m.colStart, index: m.colIndex,
+                          value: m.colValue, indices: indices, threads: 1)
+        }
+        let backwardRows = bits(rows * inWidth) { o in
+            sparseProduct(o, outWidth: inWidth, dOut, inWidth: outWidth, rows: rows, start: m.rowStart, index: m.rowIndex,
+                          value: m.rowValue, indices: indices, threads: 1)
+        }
+        XCTAssertTrue(forwardRows.contains { $0 != 0 } && backwardRows.contains { $0 != 0 })
+        for threads in [1, 3] {
+            let forward = bits(rows * outWidth) { m.productWithTranspose($0, x, rows: rows, scratch: scratch, indices: indices, threads: threads) }
+            let backward = bits(rows * inWidth) { m.product($0, dOut, rows: rows, scratch: scratch, indices: indices, threads: threads) }
+            XCTAssertEqual(forward, forwardRows, "input @ W^T, \(threads) threads")
+            XCTAssertEqual(backward, backwardRows, "dOut @ W, \(threads) threads")
+        }
+    }
+
     /// Every product path against sgemm on whole rows: sparse kernels, and products of ablated sites
     /// that take mask-0 columns out (sparse, and dense with the kept columns gathered), under masks
     /// that keep most nodes, few nodes, and fractional masks.
