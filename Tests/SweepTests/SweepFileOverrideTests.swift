@@ -88,8 +88,11 @@ final class SweepFileOverrideTests: XCTestCase {
         XCTAssertNotEqual(spec.data.corpus, "synthetic")
         XCTAssertEqual(spec.data.vocabSize, 1024, "the vocabulary the README's real-code measurements chose")
         XCTAssertEqual(spec.train.steps, 20_000)
-        XCTAssertTrue(spec.modelPoints.contains { $0.density == 1 && $0.afrac == 1 && $0.dModel == 128 },
-                      "a dense baseline as wide as the sparse model")
+        XCTAssertEqual(Set(spec.modelPoints.filter { $0.density == 1 }.map(\.dModel)), [32, 48, 64, 128],
+                       "the dense frontier the README's real-code headline is measured on")
+        XCTAssertTrue(spec.modelPoints.filter { $0.density == 1 }.allSatisfy { $0.afrac == 1 }, "dense baselines have afrac 1")
+        XCTAssertEqual(spec.modelPoints.filter { $0.density < 1 }.map(\.dModel), [256],
+                       "one sparse model, density 1/16 at d_model 256, the width lever's measured point")
         XCTAssertEqual(Set(spec.grid.task), Set(knownTasks))
         let elsewhere = try SweepSpec.load(from: url, overrides: [SweepOverride("data.corpus=/srv/code")])
         XCTAssertEqual(elsewhere.data.corpus, "/srv/code")
