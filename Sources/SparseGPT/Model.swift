@@ -310,19 +310,32 @@ public final class GPT {
             matrix.rebuild(from: p)
             return matrix
         }
+        // Every matrix (the block matrices, then the two halves of the last c_attn) is compressed and
+        // copied on its own, so the matrices go to the threads; each writes only its own storage.
         let matrices = blockMatrices
-        sparseWeights = (0..<c.nLayer).map { l in
-            matrices[l].enumerated().map { (m, spec) in compress(sparseStore[l][m], parameters.pointer + spec.offset) }
-        }
         let lastAttn = parameters.pointer + layout.layer(c.nLayer - 1).cAttn
-        sparseSplit = [compress(sparseSplitStore[0], lastAttn), compress(sparseSplitStore[1], lastAttn + d * d)]
+        let jobs: [(store: SparseMatrix, weights: UnsafeMutablePointer<Float>)] =
+            (0..<c.nLayer).flatMap { l in matrices[l].indices.map { (sparseStore[l][$0], parameters.pointer + matrices[l][$0].offset) } }
+            + [(sparseSplitStore[0], lastAttn), (sparseSplitStore[1], lastAttn + d * d)]
         let total = matrices.joined().reduce(0) { $0 + $1.rows * $1.cols }
         if sparseSource == nil || sparseSource!.count != total { sparseSource = FloatBuffer(count: total) }
-        var at = 0
-        for m in matrices.joined() {
-            (sparseSource!.pointer + at).update(from: parameters.pointer + m.offset, count: m.rows * m.cols)
-            at += m.rows * m.cols
+        let source = sparseSource!.pointer
+        let blockCount = jobs.count - 2
+        var sourceOffsets = [Int](), at = 0
+        for m in matrices.joined() { sourceOffsets.append(at); at += m.rows * m.cols }
+        var built = [SparseMatrix?](repeating: nil, count: jobs.count)
+        built.withUnsafeMutableBufferPointer { out in
+            parallelFor(jobs.count, threads: threads) { i in
+                let job = jobs[i]
+                out[i] = compress(job.store, job.weights)
+                if i < blockCount {
+                    (source + sourceOffsets[i]).update(from: job.weights, count: job.store.rows * job.store.cols)
+                }
+            }
         }
+        var next = 0
+        sparseWeights = matrices.map { layer in layer.map { _ in defer { next += 1 }; return built[next] } }
+        sparseSplit = [built[blockCount], built[blockCount + 1]]
         sparseBuiltWithSparseKernels = useSparseKernels
     }
 
