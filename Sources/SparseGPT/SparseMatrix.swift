@@ -141,22 +141,27 @@ extension SparseMatrix {
     /// row by row; both give the same bits.
     func productWithTranspose(_ out: FloatPointer, _ input: UnsafePointer<Float>, rows: Int, scratch: FloatPointer,
                               indices: UnsafeMutablePointer<Int32>, threads: Int) {
-        let tiles = rows / sparseProductTile, done = tiles * sparseProductTile
-        tiledSparseProduct(out, outWidth: self.rows, input, inWidth: cols, tiles: tiles, start: rowStart, index: rowIndex,
-                           value: rowValue, scratch: scratch, threads: threads)
-        guard done < rows else { return }
-        sparseProduct(out + done * self.rows, outWidth: self.rows, input + done * cols, inWidth: cols, rows: rows - done,
-                      start: colStart, index: colIndex, value: colValue, indices: indices, threads: threads)
+        tiledThenRows(out, outWidth: self.rows, input, inWidth: cols, rows: rows, byOutput: (rowStart, rowIndex, rowValue),
+                      byInput: (colStart, colIndex, colValue), scratch: scratch, indices: indices, threads: threads)
     }
 
     /// out (rows x self.cols) = input (rows x self.rows) @ W, as `productWithTranspose`.
     func product(_ out: FloatPointer, _ input: UnsafePointer<Float>, rows: Int, scratch: FloatPointer,
                  indices: UnsafeMutablePointer<Int32>, threads: Int) {
+        tiledThenRows(out, outWidth: cols, input, inWidth: self.rows, rows: rows, byOutput: (colStart, colIndex, colValue),
+                      byInput: (rowStart, rowIndex, rowValue), scratch: scratch, indices: indices, threads: threads)
+    }
+
+    private typealias Compressed = (start: UnsafeMutablePointer<Int32>, index: UnsafeMutablePointer<Int32>, value: UnsafeMutablePointer<Float>)
+
+    private func tiledThenRows(_ out: FloatPointer, outWidth: Int, _ input: UnsafePointer<Float>, inWidth: Int, rows: Int,
+                               byOutput: Compressed, byInput: Compressed, scratch: FloatPointer,
+                               indices: UnsafeMutablePointer<Int32>, threads: Int) {
         let tiles = rows / sparseProductTile, done = tiles * sparseProductTile
-        tiledSparseProduct(out, outWidth: cols, input, inWidth: self.rows, tiles: tiles, start: colStart, index: colIndex,
-                           value: colValue, scratch: scratch, threads: threads)
+        tiledSparseProduct(out, outWidth: outWidth, input, inWidth: inWidth, tiles: tiles, start: byOutput.start,
+                           index: byOutput.index, value: byOutput.value, scratch: scratch, threads: threads)
         guard done < rows else { return }
-        sparseProduct(out + done * cols, outWidth: cols, input + done * self.rows, inWidth: self.rows, rows: rows - done,
-                      start: rowStart, index: rowIndex, value: rowValue, indices: indices, threads: threads)
+        sparseProduct(out + done * outWidth, outWidth: outWidth, input + done * inWidth, inWidth: inWidth, rows: rows - done,
+                      start: byInput.start, index: byInput.index, value: byInput.value, indices: indices, threads: threads)
     }
 }
