@@ -267,8 +267,8 @@ final class CoordinatorCore {
         for (key, deadline) in orphanLeases where now > deadline {
             orphanLeases[key] = nil
             if workers.values.contains(where: { $0.leases[key] != nil }) { continue }
-            _ = try tx.recordFailure(key, error: "no worker reclaimed this lease after the coordinator restarted",
-                                     logTail: nil, retries: spec.retries, now: now)
+            _ = try tx.releaseInterrupted(key, reason: "no worker reclaimed this lease after the coordinator restarted",
+                                          now: now)
         }
         // Any lease that no connected worker holds (lost in a reconnect, or of an
         // earlier process) is given one worker-dead period of grace, then goes back.

@@ -361,13 +361,21 @@ public struct StoreTransaction {
 
     // MARK: leases
 
-    /// Leases up to `count` ready shards to `owner`, by kind priority and then plan order.
+    /// Leases up to `count` ready shards to `owner`, by kind priority, then those that continue
+    /// from a checkpoint (their work is paid for and they finish first), then plan order.
     public func lease(owner: String, count: Int, now: Double, expiry: Double) throws -> [Lease] {
-        let rows = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT seq, id, kind, params, attempts, resume_hash, resume_size, resume_step FROM shards
-            WHERE state = 'pending' AND waiting_on = 0 AND not_before <= ?
-            ORDER BY priority, seq LIMIT ?
-            """), arguments: [now, count])
+        // Two index-ordered queries merged, rather than one ORDER BY that would sort every ready shard.
+        let ready = "SELECT seq, id, kind, params, priority, attempts, resume_hash, resume_size, resume_step FROM shards " +
+            "WHERE state = 'pending' AND waiting_on = 0 AND not_before <= ?"
+        let resumable = try Row.fetchAll(db.cachedStatement(sql: ready + " AND resume_hash IS NOT NULL ORDER BY priority, seq LIMIT ?"),
+                                         arguments: [now, count])
+        let fresh = try Row.fetchAll(db.cachedStatement(sql: ready + " AND resume_hash IS NULL ORDER BY priority, seq LIMIT ?"),
+                                     arguments: [now, count])
+        let rows = (resumable + fresh).sorted { a, b in
+            let keyA = (a["priority"] as Int, (a["resume_hash"] as String?) == nil ? 1 : 0, a["seq"] as Int64)
+            let keyB = (b["priority"] as Int, (b["resume_hash"] as String?) == nil ? 1 : 0, b["seq"] as Int64)
+            return keyA < keyB
+        }.prefix(count)
         var leases: [Lease] = []
         for row in rows {
             let seq: Int64 = row["seq"]
@@ -477,6 +485,22 @@ public struct StoreTransaction {
             """, arguments: [error, logTail, now + backoff, now, seq])
         try log(shard, "retry", "attempt \(attempt) failed: \(error)", now: now)
         return .retrying(notBefore: now + backoff)
+    }
+
+    /// Puts a lease that its coordinator abandoned (it stopped or restarted while the shard ran)
+    /// back to pending at once. The shard did not fail, so this uses none of its attempts: a long
+    /// training shard survives any number of stopped and resumed runs, and continues from its
+    /// last checkpoint.
+    public func releaseInterrupted(_ lease: LeaseKey, reason: String, now: Double) throws -> Bool {
+        guard let seq = try currentSeq(lease) else { return false }
+        try execute(sql: "UPDATE attempts SET ended_at = ?, outcome = 'interrupted', error = ? WHERE shard_seq = ? AND attempt = ?",
+                       arguments: [now, reason, seq, lease.attempt])
+        try execute(sql: """
+            UPDATE shards SET state = 'pending', max_attempts = max_attempts + 1, lease_owner = NULL,
+            lease_expiry = NULL, not_before = 0, last_error = ?, updated_at = ? WHERE seq = ?
+            """, arguments: [reason, now, seq])
+        try log(lease.shard, "interrupted", "attempt \(lease.attempt): \(reason)", now: now)
+        return true
     }
 
     private func failDependents(of seq: Int64, cause: String, now: Double) throws {

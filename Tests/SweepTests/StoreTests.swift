@@ -105,6 +105,43 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.write { try $0.recordCheckpoint(LeaseKey(shard: "prepare", attempt: 9), hash: hash, step: 6, now: 2) }, .stale)
     }
 
+    func testAnInterruptedTrainingShardUsesNoAttemptAndContinuesFirst() throws {
+        let spec = try SweepSpec.parse("grid: {density: [1.0], d_model: [32, 48, 64], task: [var_swap]}\ncontrols: {random_init: false}\n" +
+                                       "retries: {max_attempts: 2}", file: "t.yaml")
+        let store = try newStore(directory)
+        try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
+        let data = try artifact(store, "data")
+        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
+        _ = try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data], summary: "{}", now: 1) }
+        let trains = try store.write { try $0.lease(owner: "w", count: 3, now: 1, expiry: 5) }
+        XCTAssertEqual(trains.map(\.shard), ["train/d1-w64-a1-s0", "train/d1-w48-a1-s0", "train/d1-w32-a1-s0"], "widest first")
+        let checkpoint = try artifact(store, "half-trained")
+        XCTAssertEqual(try store.write { try $0.recordCheckpoint(trains[2].key, hash: checkpoint, step: 5, now: 2) }, .recorded)
+
+        // The coordinator stops three times, more than the shards have attempts; none of them fails.
+        var now = 3.0
+        for round in 1...3 {
+            let held = try store.read { try $0.activeLeases() }.map(\.lease)
+            XCTAssertEqual(held.count, 3)
+            for lease in held {
+                XCTAssertTrue(try store.write { try $0.releaseInterrupted(lease, reason: "coordinator restarted", now: now) })
+            }
+            XCTAssertFalse(try store.write { try $0.releaseInterrupted(held[0], reason: "late", now: now) }, "stale")
+            let status = try store.read { try $0.shards() }.filter { $0.kind == ShardKindName.train }
+            XCTAssertTrue(status.allSatisfy { $0.state == .pending && $0.error == "coordinator restarted" })
+            XCTAssertTrue(status.allSatisfy { $0.maxAttempts == 2 + round }, "an interruption uses no attempt")
+            // No backoff, and the checkpointed shard goes out first although it is planned last.
+            let first = try store.write { try $0.lease(owner: "w", count: 1, now: now, expiry: now + 5) }
+            XCTAssertEqual(first.map(\.shard), ["train/d1-w32-a1-s0"])
+            XCTAssertEqual(first.first?.resume, ArtifactRef(hash: checkpoint, size: 12))
+            XCTAssertEqual(try store.write { try $0.lease(owner: "w", count: 5, now: now, expiry: now + 5) }.map(\.shard),
+                           ["train/d1-w64-a1-s0", "train/d1-w48-a1-s0"])
+            now += 1
+        }
+        let history = try store.read { try $0.attempts(ofShard: "train/d1-w32-a1-s0") }
+        XCTAssertEqual(history.map(\.outcome), ["interrupted", "interrupted", "interrupted", nil])
+    }
+
     func testStatusCanReadWhileTheCoordinatorWrites() throws {
         let (store, _) = try makeStore()
         _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
