@@ -107,6 +107,7 @@ public final class Store {
                 guard check == ["ok"] else {
                     throw SweepError("\(url.path) is corrupt (was it truncated?): \(check.prefix(3).joined(separator: "; "))")
                 }
+                if mode == .existing { try Store.migrator.migrate(queue) }
             }
         } catch let error as DatabaseError {
             throw Store.describe(error, url: url)
@@ -183,6 +184,12 @@ public final class Store {
                 CREATE TABLE events (
                     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL,
                     shard TEXT, event TEXT NOT NULL, detail TEXT);
+                """)
+        }
+        // Leasing looks for shards that continue from a checkpoint first; this keeps that a lookup.
+        migrator.registerMigration("v2 resumable index") { db in
+            try db.execute(sql: """
+                CREATE INDEX shards_resumable ON shards(state, waiting_on, priority, seq) WHERE resume_hash IS NOT NULL
                 """)
         }
         return migrator
