@@ -56,7 +56,9 @@ public final class LocalSweep {
         let coordinator = try Coordinator(runDirectory: options.runDirectory, bind: options.bind, logger: logger)
         defer { stopWorkers() }
         let started = Date().timeIntervalSince1970
-        let doneAtStart = try coordinator.store.read { try $0.counts().done }
+        var remainingTime = RemainingTime()
+        var eta: RemainingTime.Estimate?
+        var nextEstimate = 0.0
         var nextDisplay = 0.0
         var lastCounts: StateCounts?
         var nextLogLine = 0.0
@@ -68,8 +70,16 @@ public final class LocalSweep {
             keepWorkersRunning(endpoint: coordinator.endpoint)
             let counts = try coordinator.store.read { try $0.counts() }
             let running = try coordinator.store.read { try $0.shards(states: [.leased]) }
-            let display = render(counts: counts, running: running, elapsed: now - started,
-                                 doneSinceStart: counts.done - doneAtStart)
+            if now >= nextEstimate {
+                // Every shard's history is read, so not on every redraw.
+                nextEstimate = now + 5
+                let (shards, busy, attemptTimes) = try coordinator.store.read {
+                    (try $0.shardProgress(), try $0.busySeconds(), try $0.latestAttemptTimes())
+                }
+                eta = remainingTime.estimate(shards: shards, busySeconds: busy, started: attemptTimes.mapValues(\.startedAt),
+                                             slots: options.workers * options.slotsPerWorker, now: now)
+            }
+            let display = render(counts: counts, running: running, elapsed: now - started, eta: eta)
             if options.interactive {
                 options.output("\u{1B}[H\u{1B}[2J" + display)
             } else if counts != lastCounts || now >= nextLogLine {
@@ -83,14 +93,10 @@ public final class LocalSweep {
         throw SweepError("stopped by a signal; continue with `circuitry resume \(options.runDirectory.path)`")
     }
 
-    private func render(counts: StateCounts, running: [ShardStatus], elapsed: Double, doneSinceStart: Int) -> String {
-        let remaining = counts.pending + counts.leased
-        var eta = "-"
-        if doneSinceStart > 0, remaining > 0 {
-            eta = formatDuration(elapsed / Double(doneSinceStart) * Double(remaining))
-        }
+    private func render(counts: StateCounts, running: [ShardStatus], elapsed: Double, eta: RemainingTime.Estimate?) -> String {
+        let etaText = eta.map { ($0.isLowerBound ? "over " : "") + formatDuration($0.seconds) } ?? "-"
         var lines = ["\(counts.done)/\(counts.total) done, \(counts.failed) failed, \(counts.leased) running, "
-            + "\(counts.pending) pending; elapsed \(formatDuration(elapsed)), ETA \(eta)"]
+            + "\(counts.pending) pending; elapsed \(formatDuration(elapsed)), ETA \(etaText)"]
         for shard in running {
             let step = shard.step.map { "step \($0)/\(shard.totalSteps ?? 0)" } ?? "starting"
             let loss = shard.loss.map { String(format: " loss %.4f", $0) } ?? ""
