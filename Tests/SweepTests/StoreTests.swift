@@ -28,6 +28,17 @@ final class StoreTests: XCTestCase {
         return hash
     }
 
+    /// A store of the sweep `yaml` whose prepare shard is done, and the hash of its data.
+    private func storeWithDataPrepared(_ yaml: String) throws -> (Store, String) {
+        let spec = try SweepSpec.parse(yaml, file: "t.yaml")
+        let store = try newStore(directory)
+        try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
+        let data = try artifact(store, "data")
+        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
+        _ = try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data], summary: "{}", now: 1) }
+        return (store, data)
+    }
+
     func testLeasesFollowDependenciesAndResultsAreRecordedOnce() throws {
         let (store, _) = try makeStore()
         let first = try store.write { try $0.lease(owner: "w1", count: 10, now: 1, expiry: 6) }
@@ -55,12 +66,7 @@ final class StoreTests: XCTestCase {
     }
 
     func testEveryModelStartsTrainingBeforeCircuitsArePruned() throws {
-        let spec = try SweepSpec.parse("grid: {density: [1.0, 0.5], d_model: [64], task: [var_swap]}\ncontrols: {random_init: false}", file: "t.yaml")
-        let store = try newStore(directory)
-        try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
-        let data = try artifact(store, "data")
-        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
-        _ = try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data], summary: "{}", now: 1) }
+        let (store, data) = try storeWithDataPrepared("grid: {density: [1.0, 0.5], d_model: [64], task: [var_swap]}\ncontrols: {random_init: false}")
         let first = try store.write { try $0.lease(owner: "w", count: 1, now: 1, expiry: 5) }
         XCTAssertEqual(first.map(\.shard), ["train/d1-w64-a1-s0"])
         _ = try store.write { try $0.recordResult(LeaseKey(shard: first[0].shard, attempt: 1), outputs: ["checkpoint": data], summary: "{}", now: 2) }
@@ -106,13 +112,8 @@ final class StoreTests: XCTestCase {
     }
 
     func testAnInterruptedTrainingShardUsesNoAttemptAndContinuesFirst() throws {
-        let spec = try SweepSpec.parse("grid: {density: [1.0], d_model: [32, 48, 64], task: [var_swap]}\ncontrols: {random_init: false}\n" +
-                                       "retries: {max_attempts: 2}", file: "t.yaml")
-        let store = try newStore(directory)
-        try store.write { try $0.createSweep(spec, shards: plan(spec), now: 0) }
-        let data = try artifact(store, "data")
-        _ = try store.write { try $0.lease(owner: "w", count: 1, now: 0, expiry: 5) }
-        _ = try store.write { try $0.recordResult(LeaseKey(shard: "prepare", attempt: 1), outputs: ["data": data], summary: "{}", now: 1) }
+        let (store, _) = try storeWithDataPrepared("grid: {density: [1.0], d_model: [32, 48, 64], task: [var_swap]}\n" +
+                                                   "controls: {random_init: false}\nretries: {max_attempts: 2}")
         let trains = try store.write { try $0.lease(owner: "w", count: 3, now: 1, expiry: 5) }
         XCTAssertEqual(trains.map(\.shard), ["train/d1-w64-a1-s0", "train/d1-w48-a1-s0", "train/d1-w32-a1-s0"], "widest first")
         let checkpoint = try artifact(store, "half-trained")
