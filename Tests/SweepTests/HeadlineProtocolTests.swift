@@ -66,6 +66,20 @@ final class HeadlineProtocolTests: XCTestCase {
         XCTAssertNil(one.interval)
         XCTAssertTrue(one.intervalNote?.contains("one seed: no confidence interval") == true)
         XCTAssertTrue(HeadlineText.render(data(seedData())).contains("one seed: no confidence interval"))
+        // A second seed still training is named as such, not as a missing seed.
+        var running = data(seedData(seed: 0), seedData(seed: 1))
+        running.models = running.models.map { model in
+            var model = model
+            if model.seed == 1 { model.pretrainLoss = nil }
+            return model
+        }
+        running.circuits.removeAll { $0.modelID.hasSuffix("-s1") }
+        running.shards = [ReportShard(id: "train/d1-w64-a1-s1", kind: "train", state: "done", attempts: 1),
+                          ReportShard(id: "train/d0.0625-w256-a0.25-s1", kind: "train", state: "leased", attempts: 1)]
+        XCTAssertEqual(SweepFrontier.headline(running).intervalNote,
+                       "seed 1 still running, only seed 0 so far: no confidence interval yet")
+        running.shards[1].state = "failed"
+        XCTAssertEqual(SweepFrontier.headline(running).intervalNote, "only seed 0 is bracketed: no confidence interval")
 
         // Seed 1's sparse circuits are twice as large: 4× there.
         let report = data(seedData(seed: 0), seedData(seed: 1, sparseEdges: (200, 50)))

@@ -121,16 +121,24 @@ public struct Headline: Sendable {
     public var tasks: [String] = []
     /// Per task, for every bracketed row.
     public var perTask: [TaskComparison] = []
+    /// Seeds without a ratio whose models still have shards to run.
+    public var unfinishedSeeds: [Int] = []
+    /// The seeds the sweep trains models for, finished or not.
+    public var sweepSeeds: [Int] = []
 
     public var interpolated: Bool { ratio != nil }
 
     /// Why there is no interval, for the page and the terminal.
     public var intervalNote: String? {
         guard interval == nil, ratio != nil else { return nil }
-        let seeds = Set(rows.map(\.seed))
-        return seeds.count < 2
+        let bracketed = seedRatios.map { String($0.seed) }.joined(separator: ", ")
+        if !unfinishedSeeds.isEmpty {
+            return "seed \(unfinishedSeeds.map(String.init).joined(separator: ", ")) still running, "
+                + "only seed \(bracketed) so far: no confidence interval yet"
+        }
+        return sweepSeeds.count < 2
             ? "one seed: no confidence interval (list two or more seeds in grid.seed for one)"
-            : "only seed \(seedRatios.map { String($0.seed) }.joined(separator: ", ")) is bracketed: no confidence interval"
+            : "only seed \(bracketed) is bracketed: no confidence interval"
     }
 }
 
@@ -233,6 +241,12 @@ public enum SweepFrontier {
             result.ratio = geometricMean(result.seedRatios.map(\.ratio))
             result.interval = tInterval(result.seedRatios.map(\.ratio))
         }
+        let open = Set(data.shards.filter { $0.state == ShardState.pending.rawValue || $0.state == ShardState.leased.rawValue }.map(\.id))
+        let running = data.trainedModels.filter { model in
+            open.contains("train/\(model.identifier)") || open.contains { $0.hasPrefix("prune/\(model.identifier)/") }
+        }
+        result.unfinishedSeeds = Set(running.map(\.seed)).subtracting(result.seedRatios.map(\.seed)).sorted()
+        result.sweepSeeds = Set(data.trainedModels.map(\.seed)).sorted()
         return result
     }
 
