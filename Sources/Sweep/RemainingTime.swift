@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// A sweep's remaining wall time, estimated shard by shard. Dividing the elapsed time by the
 /// shards done would weigh a 20,000-step training like a 2-minute prune; instead a running
@@ -68,27 +67,5 @@ public struct RemainingTime {
     /// `-s1` train models of one shape).
     static func withoutSeed(_ id: String) -> String {
         id.replacingOccurrences(of: #"-s[0-9]+(?=/|-|$)"#, with: "", options: .regularExpression)
-    }
-}
-
-extension StoreTransaction {
-    /// Every shard's state and progress, without results or logs: read once a second while a sweep runs.
-    public func shardProgress() throws -> [ShardStatus] {
-        try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT id, kind, state, attempts, max_attempts, progress_step, progress_total, progress_loss FROM shards ORDER BY seq
-            """)).map { row in
-            ShardStatus(id: row["id"], kind: row["kind"], state: ShardState(rawValue: row["state"]) ?? .pending,
-                        attempts: row["attempts"], maxAttempts: row["max_attempts"], worker: nil, step: row["progress_step"],
-                        totalSteps: row["progress_total"], loss: row["progress_loss"], error: nil, logTail: nil, summary: nil)
-        }
-    }
-
-    /// Seconds every shard's ended attempts ran, summed over its attempts, by shard id.
-    public func busySeconds() throws -> [String: Double] {
-        let rows = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT s.id, sum(a.ended_at - a.started_at) AS seconds FROM attempts a JOIN shards s ON s.seq = a.shard_seq
-            WHERE a.ended_at IS NOT NULL GROUP BY s.id
-            """))
-        return Dictionary(rows.map { ($0["id"] as String, $0["seconds"] as Double) }, uniquingKeysWith: { a, _ in a })
     }
 }
