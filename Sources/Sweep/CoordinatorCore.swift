@@ -114,10 +114,18 @@ final class CoordinatorCore {
         spec = try store.read { try $0.sweepSpec() }
         // Partial uploads of an earlier coordinator process: their workers upload again when told.
         artifacts.removeStalePartials(olderThan: .distantFuture)
-        // Leases of an earlier coordinator process: their workers reconnect and
-        // reclaim them; unclaimed ones go back to pending.
-        for active in try store.read({ try $0.activeLeases() }) {
-            orphanLeases[active.lease] = now + CoordinatorTiming.reclaimGracePeriods * spec.timeouts.workerDeadSeconds
+        // Leases of an earlier coordinator process: its local workers stopped with it, so theirs
+        // go back at once (a checkpointed training then leases first); other workers reconnect
+        // and reclaim theirs, and unclaimed ones go back after the grace.
+        try store.write { tx in
+            for active in try tx.activeLeases() {
+                if active.owner.hasPrefix(LocalWorkerName.prefix) {
+                    _ = try tx.releaseInterrupted(active.lease, reason: "its local worker stopped with the coordinator that started it",
+                                                  now: now)
+                } else {
+                    orphanLeases[active.lease] = now + CoordinatorTiming.reclaimGracePeriods * spec.timeouts.workerDeadSeconds
+                }
+            }
         }
         try store.write { try $0.log(nil, "coordinator_started", "\(endpoint), \(orphanLeases.count) leases to reclaim", now: now) }
     }

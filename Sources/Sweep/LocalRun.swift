@@ -21,6 +21,17 @@ public enum StopSignal {
     public static var received: Bool { flag != 0 }
 }
 
+/// The names of the workers that `circuitry run` and `circuitry resume` start. Such a worker
+/// exits with its coordinator and knows only that process's endpoint (a random port), so a
+/// later coordinator can release its leases at once instead of waiting for a reclaim.
+public enum LocalWorkerName {
+    public static let prefix = "local-"
+
+    static func make(index: Int) -> String {
+        "\(prefix)\(ProcessInfo.processInfo.processIdentifier)-\(index)-\(UInt32.random(in: 0...UInt32.max))"
+    }
+}
+
 /// `circuitry run` and `circuitry resume`: a coordinator in this process plus
 /// local worker processes, with a live progress display.
 public final class LocalSweep {
@@ -111,7 +122,7 @@ public final class LocalSweep {
         while workerProcesses.count < options.workers {
             let process = Process()
             process.executableURL = options.executable
-            let name = "local-\(ProcessInfo.processInfo.processIdentifier)-\(workerProcesses.count)-\(UInt32.random(in: 0...UInt32.max))"
+            let name = LocalWorkerName.make(index: workerProcesses.count)
             process.arguments = ["worker", "--connect", endpoint, "--slots", "\(options.slotsPerWorker)", "--name", name, "--exit-with-parent",
                                  "--cache", directory.workerCache.path,
                                  "--work-dir", directory.work.appendingPathComponent(name).path]

@@ -34,6 +34,9 @@ struct WorkerCommand: ParsableCommand {
 
     func validate() throws {
         try ArgumentChecks.endpoint(connect, option: "--connect")
+        if let name, name.hasPrefix(LocalWorkerName.prefix), !exitWithParent {
+            throw ValidationError("--name: names starting with \"\(LocalWorkerName.prefix)\" belong to the workers of `circuitry run`; a restarted coordinator releases their leases at once")
+        }
     }
 
     func run() throws {

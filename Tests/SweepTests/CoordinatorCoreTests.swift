@@ -171,6 +171,23 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertTrue(events.contains("lease_adopted"), "\(events)")
     }
 
+    func testLeasesOfAnEarlierRunsLocalWorkersGoBackAtOnce() throws {
+        // (A remote worker's lease waits for a reclaim: testAnUnclaimedLeaseGoesBackAfterTheReclaimGrace.)
+        var first: CoordinatorCore? = try makeCore()
+        let local = LocalWorkerName.prefix + "41-0-7"
+        try send(first!, "\(local)/a/1", hello(local, "a"), .request(1))
+        XCTAssertEqual(try first!.store.read { try $0.activeLeases() }.map(\.owner), [local])
+        first = nil
+
+        // The local worker stopped with its coordinator: its lease is free before any worker asks.
+        now += 1
+        let second = try makeCore()
+        XCTAssertEqual(try shard(second, "prepare").state, .pending)
+        XCTAssertEqual(try shard(second, "prepare").maxAttempts, 4, "an interruption uses no attempt")
+        try send(second, "w2/c/1", hello("w2", "c"))
+        XCTAssertEqual(leases(in: try send(second, "w2/c/1", .request(1))).map(\.shard), ["prepare"])
+    }
+
     func testAnUnclaimedLeaseGoesBackAfterTheReclaimGrace() throws {
         var first: CoordinatorCore? = try makeCore()
         try send(first!, "w0/a/1", hello("w0", "a"), .request(1))
