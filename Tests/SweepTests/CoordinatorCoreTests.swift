@@ -129,6 +129,26 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertEqual(again.map(\.attempt), [2], "the outstanding request of the new process is served")
     }
 
+    func testACoordinatorThatDidNotRunCountsNoSilenceAgainstItsWorkers() throws {
+        let core = try makeCore()
+        try send(core, "w0/a/1", hello("w0", "a"))
+        XCTAssertEqual(leases(in: try send(core, "w0/a/1", .request(1))).count, 1)
+        // The machine is suspended for 30 s; on waking, the coordinator turns before the worker speaks.
+        now += 30
+        _ = try core.process([], now: now)
+        XCTAssertEqual(try shard(core, "prepare").state, .leased, "the worker could not be heard while the coordinator did not run")
+        XCTAssertEqual(core.workerCount, 1)
+        try send(core, "w0/a/1", .heartbeat)
+        XCTAssertEqual(try shard(core, "prepare").attempts, 1)
+        // Real silence while the coordinator turns still counts.
+        for _ in 0..<6 {
+            now += 1
+            _ = try core.process([], now: now)
+        }
+        XCTAssertEqual(try shard(core, "prepare").state, .pending)
+        XCTAssertTrue(try shard(core, "prepare").error?.contains("stopped answering") ?? false)
+    }
+
     func testAReconnectOfTheSameProcessKeepsWhatItStillRuns() throws {
         let core = try makeCore()
         try send(core, "w0/a/1", hello("w0", "a"))
@@ -194,11 +214,15 @@ final class CoordinatorCoreTests: XCTestCase {
         first = nil
         let second = try makeCore()
         try send(second, "w1/b/1", hello("w1", "b"))
-        now += 2 * 5 - 0.5
-        try send(second, "w1/b/1", .heartbeat)
-        XCTAssertEqual(try shard(second, "prepare").state, .leased, "still within the grace")
-        now += 1
-        try send(second, "w1/b/1", .heartbeat)
+        for _ in 0..<19 {
+            now += 0.5
+            try send(second, "w1/b/1", .heartbeat)
+        }
+        XCTAssertEqual(try shard(second, "prepare").state, .leased, "still within the grace (2 × 5 s)")
+        for _ in 0..<2 {
+            now += 0.5
+            try send(second, "w1/b/1", .heartbeat)
+        }
         XCTAssertEqual(try shard(second, "prepare").state, .pending)
         XCTAssertTrue(try shard(second, "prepare").error?.contains("no worker reclaimed") ?? false)
     }

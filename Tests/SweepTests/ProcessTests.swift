@@ -160,6 +160,28 @@ final class ProcessTests: ClusterTestCase {
         XCTAssertEqual(try doneEvents().values.max(), 1)
     }
 
+    /// A suspended machine (a laptop's lid, a frozen VM) stops coordinator and worker together:
+    /// neither may count that time as the other's silence.
+    func testCoordinatorAndWorkerFrozenTogetherLoseNoAttempt() throws {
+        let port = try freePort()
+        let coordinatorProcess = try coordinator(try loopbackSweep(steps: 30, stepSeconds: 0.1, tasks: ["var_swap"], densities: "[1.0]"),
+                                                 port: port)
+        let workerProcess = try worker("w0", port: port)
+        let train = "train/d1-w64-a1-s0"
+        waitUntil("the train shard is running") {
+            (snapshot()?.shards.first { $0.id == train }?.step ?? 0) >= 2
+        }
+        let frozen = [coordinatorProcess.processIdentifier, workerProcess.processIdentifier]
+        for pid in frozen { kill(pid, SIGSTOP) }
+        Thread.sleep(forTimeInterval: 4.5)  // longer than worker_dead_seconds (3)
+        for pid in frozen { kill(pid, SIGCONT) }
+        waitUntil("the sweep finished", finished)
+        let events = try store().read { try $0.events(limit: 100_000) }.map(\.event)
+        XCTAssertFalse(events.contains("worker_lost"), "\(events)")
+        XCTAssertEqual(try store().read { try $0.attempts(ofShard: train) }.map(\.outcome), ["done"])
+        XCTAssertEqual(try doneEvents().values.max(), 1)
+    }
+
     private func runBinary(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = binary
