@@ -20,9 +20,6 @@ enum CoordinatorTiming {
     /// Dropped frames are logged one by one up to a burst, then counted per interval.
     static let dropLogBurst = 5
     static let dropLogIntervalSeconds = 10.0
-    /// A gap between two turns of more than this many worker-dead periods means this process did
-    /// not run (a suspended or frozen machine, a stopped process), not that its workers fell silent.
-    static let stallPeriods = 0.5
 }
 
 /// A warning that may come thousands of times a second: the first few are logged, the rest are
@@ -105,7 +102,7 @@ final class CoordinatorCore {
     private var dropLog = LogThrottle(burst: CoordinatorTiming.dropLogBurst, interval: CoordinatorTiming.dropLogIntervalSeconds)
     /// Peers of another protocol version, throttled apart so noise does not hide them.
     private var versionLog = LogThrottle(burst: CoordinatorTiming.dropLogBurst, interval: CoordinatorTiming.dropLogIntervalSeconds)
-    private var lastTurn: Double?
+    private var turns = TurnClock()
     private(set) var droppedFrames = 0
     private(set) var resultsRecorded = 0
 
@@ -270,9 +267,8 @@ final class CoordinatorCore {
     /// was suspended, the process stopped) every worker and orphaned lease gets that time back,
     /// so a frozen machine does not cost its running shards an attempt.
     private func forgiveStall(now: Double) {
-        defer { lastTurn = now }
-        guard let lastTurn, now - lastTurn > CoordinatorTiming.stallPeriods * workerDeadSeconds else { return }
-        let stall = now - lastTurn
+        let stall = turns.stall(now: now, deadSeconds: workerDeadSeconds)
+        guard stall > 0 else { return }
         for identity in workers.keys { workers[identity]!.lastSeen += stall }
         for key in orphanLeases.keys { orphanLeases[key]! += stall }
         logger.warning("this coordinator did not run for \(String(format: "%.1f", stall))s; its workers get that time back")

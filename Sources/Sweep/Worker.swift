@@ -64,9 +64,8 @@ public final class Worker {
     private var handshakeWatch: HandshakeWatch?
     private var generation = 0
     private var coordinatorLastSeen = 0.0
-    /// The previous turn of the loop: a gap of over half the coordinator-dead time means this
-    /// process did not run (a suspended machine), which is not the coordinator's silence.
-    private var lastTurn = Date().timeIntervalSince1970
+    /// Time in which this process did not run (a suspended machine) is not the coordinator's silence.
+    private var turns = TurnClock()
     /// When the coordinator fell silent: the time to connect again.
     private var reconnectAt: Double?
     private var nextHeartbeat = 0.0
@@ -136,8 +135,7 @@ public final class Worker {
             }
             watchChildren()
             let now = Date().timeIntervalSince1970
-            if now - lastTurn > coordinatorDeadSeconds / 2 { coordinatorLastSeen += now - lastTurn }
-            lastTurn = now
+            coordinatorLastSeen += turns.stall(now: now, deadSeconds: coordinatorDeadSeconds)
             if activeShards > 0 || !unacknowledged.isEmpty { lastBusy = now }
             if let idle = options.idleExitSeconds, now - lastBusy > idle { break }
             if options.exitWithParent && getppid() != parent {
