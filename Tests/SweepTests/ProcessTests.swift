@@ -53,15 +53,7 @@ final class ProcessTests: ClusterTestCase {
 
         // The coordinator stops by itself once the sweep is finished; status --json from the binary.
         waitUntil("the coordinator exited", timeout: 10) { !coordinator.isRunning }
-        let status = Process()
-        status.executableURL = binary
-        status.arguments = ["status", runDirectory.path, "--json"]
-        let pipe = Pipe()
-        status.standardOutput = pipe
-        try status.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        status.waitUntilExit()
-        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+        let json = try statusJSON()
         XCTAssertEqual(json["finished"] as? Bool, true)
         XCTAssertEqual((json["shards"] as? [[String: Any]])?.count, 7)
     }
